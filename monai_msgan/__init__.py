@@ -1,0 +1,22 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""monai-msgan: memory-efficient multi-scale GANs for very large medical images, as a MONAI extension."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]
+
+from monai_msgan import data, engines, handlers, networks, synthesis, transforms, utils  # noqa: E402
+
+__all__ += ["data", "engines", "handlers", "networks", "synthesis", "transforms", "utils"]

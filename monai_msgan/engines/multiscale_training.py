@@ -1,0 +1,291 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Train the scales of a multi-scale GAN, one after another or a chosen one alone."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from monai.data import CacheDataset, DataLoader
+from monai.handlers import StatsHandler, TensorBoardStatsHandler
+from monai.transforms import Compose
+from torch import nn
+
+from monai_msgan.engines.scale_trainer import ScaleGanTrainer
+from monai_msgan.handlers import GanImagePreview, TrainingCheckpoint
+from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
+from monai_msgan.transforms import RandScalePatchd, ScaleTrainingInputsd
+from monai_msgan.utils.checkpoints import checkpoint_path, generator_path, scale_dir
+
+__all__ = ["MultiScaleTraining"]
+
+LOSS_KEYS = ("loss_d", "loss_g", "loss_g_adv", "loss_g_l1")
+
+
+def _per_scale(value: Any, num_scales: int, name: str) -> list:
+    """A value for every scale: one value for all, or a sequence with one entry per scale."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != num_scales:
+            raise ValueError(f"{name} has {len(value)} entries; give one value or one per scale ({num_scales}).")
+        return list(value)
+    return [value] * num_scales
+
+
+def _build(factory: nn.Module | Callable[[], nn.Module]) -> nn.Module:
+    return factory if isinstance(factory, nn.Module) else factory()
+
+
+def _losses(output: Any) -> dict[str, float]:
+    return {k: output[k] for k in LOSS_KEYS if isinstance(output, dict) and k in output}
+
+
+class MultiScaleTraining:
+    """Trains every scale of a :class:`~monai_msgan.networks.MultiScaleGenerator` on real images.
+
+    Scale 0 (the base) learns the whole image at the lowest resolution; scale ``s > 0`` learns to refine random
+    patches of the real image at scale ``s`` from the real image one scale down, upsampled. Scales never see each
+    other's outputs, so they can be trained in any order, or in parallel processes with ``train_scale`` set.
+
+    Each scale gets its own folder ``ckpt_dir/scale_<s>/`` with a resumable ``checkpoint.pt`` (saved atomically
+    every ``save_interval`` iterations) and, once done, ``generator.pt``; a killed run resumes from the last save.
+    TensorBoard scalars and previews go to ``log_dir/scale_<s>/``.
+
+    Args:
+        generator: all scales' generators.
+        base_discriminator: discriminator of scale 0, or a factory building it.
+        patch_discriminator: factory building one discriminator per patch scale (or one module, for one scale).
+        g_optimizer: factory ``params -> Optimizer`` (a bundle's ``"_mode_": "callable"`` optimiser).
+        d_optimizer: factory ``params -> Optimizer``.
+        train_files: MONAI datalist entries (dicts holding ``image_key`` and, if set, ``condition_key``).
+        preprocessing: deterministic MONAI transform that loads an entry and returns its full-resolution,
+            channel-first image (and condition) in the model range, with a size divisible by ``2**(num_scales-1)``.
+        patch_size: patch size of the patch scales (the base always sees the whole image).
+        ckpt_dir: checkpoint folder.
+        log_dir: TensorBoard folder; None = no TensorBoard.
+        device: where to train.
+        train_scale: None = every scale, in order; an int = that scale only.
+        num_iterations: iterations per scale (one value, or one per scale).
+        batch_size: batch size per scale (one value, or one per scale).
+        patches_per_image: patches drawn from each loaded image for patch scales.
+        image_key: datalist key of the image.
+        condition_key: datalist key of the condition (sketch, edges, labels), or None.
+        condition_mode: ``"area"`` (continuous conditions) or ``"nearest"`` (label maps) downsampling.
+        adversarial_weight: G's adversarial loss weight.
+        l1_weight: G's L1 loss weight.
+        d_steps: discriminator steps per generator step.
+        amp: mixed precision (bfloat16 autocast on CPU; float16/bfloat16 on CUDA).
+        amp_dtype: ``"bfloat16"`` or ``"float16"``; None picks by device.
+        save_interval: iterations between checkpoints.
+        log_interval: iterations between loss logs.
+        preview_interval: iterations between TensorBoard image previews.
+        cache_rate: fraction of preprocessed images kept in memory.
+        num_workers: data loader workers.
+        progress: show a progress bar; None = only when the output is a terminal.
+    """
+
+    def __init__(
+        self,
+        generator: MultiScaleGenerator,
+        base_discriminator: nn.Module | Callable[[], nn.Module],
+        patch_discriminator: nn.Module | Callable[[], nn.Module],
+        g_optimizer: Callable[..., torch.optim.Optimizer],
+        d_optimizer: Callable[..., torch.optim.Optimizer],
+        train_files: Sequence[dict],
+        preprocessing: Callable,
+        patch_size: Sequence[int] | int,
+        ckpt_dir: str | os.PathLike,
+        log_dir: str | os.PathLike | None = None,
+        device: str | torch.device = "cpu",
+        train_scale: int | None = None,
+        num_iterations: int | Sequence[int] = 1000,
+        batch_size: int | Sequence[int] = 4,
+        patches_per_image: int = 4,
+        image_key: str = "image",
+        condition_key: str | None = None,
+        condition_mode: str = "area",
+        adversarial_weight: float = 1.0,
+        l1_weight: float = 10.0,
+        d_steps: int = 1,
+        amp: bool = False,
+        amp_dtype: str | None = None,
+        save_interval: int = 100,
+        log_interval: int = 10,
+        preview_interval: int = 100,
+        cache_rate: float = 1.0,
+        num_workers: int = 0,
+        progress: bool | None = None,
+    ) -> None:
+        self.generator = generator
+        n = generator.num_scales
+        if train_scale is not None and not 0 <= int(train_scale) < n:
+            raise ValueError(f"train_scale must be null (all scales) or in 0..{n - 1}, got {train_scale}.")
+        if len(train_files) == 0:
+            raise ValueError("train_files is empty: the datalist has no training images.")
+        self.base_discriminator = base_discriminator
+        self.patch_discriminator = patch_discriminator
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.train_files = list(train_files)
+        self.preprocessing = preprocessing
+        self.patch_size = patch_size
+        self.ckpt_dir = Path(ckpt_dir)
+        self.log_dir = None if log_dir is None else Path(log_dir)
+        self.device = torch.device(device)
+        self.train_scales = list(range(n)) if train_scale is None else [int(train_scale)]
+        self.num_iterations = _per_scale(num_iterations, n, "num_iterations")
+        self.batch_size = _per_scale(batch_size, n, "batch_size")
+        self.patches_per_image = patches_per_image
+        self.image_key = image_key
+        self.condition_key = condition_key
+        self.condition_mode = condition_mode
+        self.trainer_kwargs = {
+            "adversarial_weight": adversarial_weight,
+            "l1_weight": l1_weight,
+            "d_steps": d_steps,
+            "amp": amp,
+            "amp_dtype": amp_dtype,
+        }
+        self.save_interval = save_interval
+        self.log_interval = log_interval
+        self.preview_interval = preview_interval
+        self.cache_rate = cache_rate
+        self.num_workers = num_workers
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.logger = logging.getLogger(__name__)
+
+    def data_loader(self, scale: int) -> DataLoader:
+        """Aligned (real, coarse, condition) samples of ``scale``; the deterministic part is cached."""
+        keys = (
+            [self.image_key] + ([] if scale == 0 else ["coarse"]) + ([self.condition_key] if self.condition_key else [])
+        )
+        steps = [
+            self.preprocessing,
+            ScaleTrainingInputsd(
+                self.image_key,
+                scale,
+                self.generator.num_scales,
+                condition_keys=self.condition_key,
+                condition_mode=self.condition_mode,
+            ),
+        ]
+        if scale > 0:
+            steps.append(RandScalePatchd(keys, self.patch_size, num_samples=self.patches_per_image))
+        # flatten: CacheDataset stops caching at a nested Compose (MONAI treats a Compose as randomizable)
+        dataset = CacheDataset(
+            self.train_files, Compose(steps).flatten(), cache_rate=self.cache_rate, num_workers=None, progress=False
+        )
+        samples = len(dataset) * (self.patches_per_image if scale > 0 else 1)
+        return DataLoader(
+            dataset,
+            batch_size=self.batch_size[scale],
+            shuffle=True,
+            drop_last=samples >= self.batch_size[scale],  # equal batches, unless there are fewer samples than one
+            num_workers=self.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
+
+    def build_trainer(self, scale: int) -> tuple[ScaleGanTrainer, Any]:
+        """The trainer of one scale with its handlers attached, and its TensorBoard writer (or None)."""
+        g = self.generator.scale(scale).to(self.device)
+        if scale == 0:
+            d = _build(self.base_discriminator)
+        else:
+            d = _build(self.patch_discriminator)
+        d = d.to(self.device)
+        g_opt = self.g_optimizer(g.parameters())
+        d_opt = self.d_optimizer(d.parameters())
+        name = f"scale_{scale}"
+        writer = None
+        handlers: list = [
+            StatsHandler(
+                name=name, iteration_log=self._every(self.log_interval), epoch_log=False, output_transform=_losses
+            )
+        ]
+        if self.log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            writer = SummaryWriter(log_dir=str(self.log_dir / name))
+            handlers.append(
+                TensorBoardStatsHandler(
+                    summary_writer=writer,
+                    iteration_log=self._every(self.log_interval),
+                    epoch_log=False,
+                    output_transform=_losses,
+                )
+            )
+            handlers.append(GanImagePreview(writer, interval=self.preview_interval, tag=f"{name}/coarse_fake_real"))
+        trainer = ScaleGanTrainer(
+            device=self.device,
+            num_iterations=self.num_iterations[scale],
+            train_data_loader=self.data_loader(scale),
+            generator=g,
+            discriminator=d,
+            g_optimizer=g_opt,
+            d_optimizer=d_opt,
+            image_key=self.image_key,
+            condition_key=self.condition_key,
+            **self.trainer_kwargs,
+        )
+        save_dict = {
+            "generator": g,
+            "discriminator": d,
+            "g_optimizer": g_opt,
+            "d_optimizer": d_opt,
+            "g_scaler": trainer.g_scaler,
+            "d_scaler": trainer.d_scaler,
+        }
+        TrainingCheckpoint(
+            checkpoint_path(self.ckpt_dir, scale),
+            save_dict,
+            save_interval=self.save_interval,
+            export_file=generator_path(self.ckpt_dir, scale),
+            export_module=g,
+            map_location=self.device,
+        ).attach(trainer)
+        for h in handlers:
+            h.attach(trainer)
+        if self.progress:
+            from ignite.contrib.handlers import ProgressBar
+
+            ProgressBar(desc=f"{name}", persist=True).attach(
+                trainer, output_transform=lambda o: {"d": o["loss_d"], "g": o["loss_g"]}
+            )
+        return trainer, writer
+
+    @staticmethod
+    def _every(n: int) -> Callable:
+        return lambda engine, event: n > 0 and event % n == 0
+
+    def run(self) -> list[Path]:
+        """Train the selected scales; returns the trained generator files."""
+        out = []
+        for scale in self.train_scales:
+            self.logger.info(
+                f"training scale {scale} of 0..{self.generator.num_scales - 1} for {self.num_iterations[scale]} "
+                f"iterations in {scale_dir(self.ckpt_dir, scale)}"
+            )
+            trainer, writer = self.build_trainer(scale)
+            try:
+                trainer.run()
+            finally:
+                if writer is not None:
+                    writer.close()
+            self.generator.scale(scale).to("cpu")
+            out.append(generator_path(self.ckpt_dir, scale))
+            print(f"scale {scale}: trained generator in {out[-1]}", flush=True)
+        return out

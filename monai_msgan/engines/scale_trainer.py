@@ -1,0 +1,224 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Ignite/MONAI trainer of one scale: LSGAN + L1, with the generator conditioned on the batch."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from monai.engines import Trainer
+from monai.engines.workflow import Workflow
+from monai.losses import PatchAdversarialLoss
+from torch import nn
+from torch.optim import Optimizer
+
+__all__ = ["ScaleGanTrainer", "resolve_amp_dtype"]
+
+_AMP_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+
+
+def resolve_amp_dtype(amp_dtype: str | torch.dtype | None, device: torch.device) -> torch.dtype:
+    """The autocast dtype: given, or bfloat16 on CPU and float16 on CUDA."""
+    if amp_dtype is None:
+        return torch.bfloat16 if device.type == "cpu" else torch.float16
+    if isinstance(amp_dtype, torch.dtype):
+        return amp_dtype
+    if amp_dtype not in _AMP_DTYPES:
+        raise ValueError(f"amp_dtype must be one of {sorted(_AMP_DTYPES)}, got {amp_dtype!r}.")
+    return _AMP_DTYPES[amp_dtype]
+
+
+def _logits(d_out: Any) -> list[torch.Tensor]:
+    """Final outputs of a discriminator: MONAI's ``PatchDiscriminator`` returns its intermediate features with the
+    logits last; ``MultiScalePatchDiscriminator`` returns ``(logits per discriminator, features)``."""
+    if isinstance(d_out, tuple):
+        return list(d_out[0])
+    if isinstance(d_out, list):
+        return [d_out[-1]]
+    return [d_out]
+
+
+class ScaleGanTrainer(Trainer):
+    """Trains the generator and discriminator of one scale (MONAI's ``GanTrainer`` cannot condition G on the batch).
+
+    Each iteration reads ``image_key`` (the real image or patch of this scale), ``coarse_key`` (the real image one
+    scale down, upsampled; absent for the base scale) and ``condition_key`` (optional) from the batch, draws fresh
+    noise, and makes one discriminator step then one generator step:
+
+    - D: least-squares GAN loss on ``[image, coarse, condition]`` (real) vs ``[fake, coarse, condition]``.
+    - G: ``adversarial_weight`` × LSGAN loss + ``l1_weight`` × L1(fake, real). The L1 term applies where there is
+      something to be faithful to (a coarse input or a condition); an unconditional base learns from D alone.
+
+    ``engine.state.output`` holds the float losses (``loss_d``, ``loss_g``, ``loss_g_adv``, ``loss_g_l1``) and the
+    detached ``real``, ``fake`` and ``coarse`` tensors for previews.
+
+    Args:
+        device: where to train.
+        num_iterations: iterations to train (one epoch of that length; resumes mid-way from a checkpoint).
+        train_data_loader: yields dict batches.
+        generator: takes ``(coarse, condition, noise)``; its ``noise_channels`` attribute sets the noise drawn.
+        discriminator: MONAI ``PatchDiscriminator``/``MultiScalePatchDiscriminator`` or any net returning logits.
+        g_optimizer: optimiser of the generator's parameters.
+        d_optimizer: optimiser of the discriminator's parameters.
+        image_key: batch key of the real image.
+        coarse_key: batch key of the upsampled coarser scale.
+        condition_key: batch key of the condition, or None.
+        adversarial_weight: weight of G's adversarial loss.
+        l1_weight: weight of G's L1 loss.
+        d_steps: discriminator steps per generator step (alternating updates).
+        amp: autocast the forward passes (bfloat16 on CPU; float16 with a grad scaler, or bfloat16, on CUDA).
+        amp_dtype: ``"bfloat16"`` or ``"float16"``; None picks by device.
+        handlers: Ignite handlers to attach (checkpoints, stats, TensorBoard, ...).
+        non_blocking: non-blocking host-to-device copies.
+    """
+
+    def __init__(
+        self,
+        device: str | torch.device,
+        num_iterations: int,
+        train_data_loader: Iterable,
+        generator: nn.Module,
+        discriminator: nn.Module,
+        g_optimizer: Optimizer,
+        d_optimizer: Optimizer,
+        image_key: str = "image",
+        coarse_key: str = "coarse",
+        condition_key: str | None = None,
+        adversarial_weight: float = 1.0,
+        l1_weight: float = 10.0,
+        d_steps: int = 1,
+        amp: bool = False,
+        amp_dtype: str | torch.dtype | None = None,
+        handlers: Sequence | None = None,
+        non_blocking: bool = False,
+    ) -> None:
+        if num_iterations < 1:
+            raise ValueError(f"num_iterations must be at least 1, got {num_iterations}.")
+        if d_steps < 1:
+            raise ValueError(f"d_steps must be at least 1, got {d_steps}.")
+        device = torch.device(device)
+        super().__init__(
+            device=device,
+            max_epochs=1,
+            data_loader=train_data_loader,
+            epoch_length=num_iterations,
+            non_blocking=non_blocking,
+            handlers=handlers,
+            amp=False,  # MONAI's engine AMP is CUDA-only; this trainer autocasts itself on any device
+            decollate=False,
+        )
+        self.generator = generator
+        self.discriminator = discriminator
+        self.g_optimizer = g_optimizer
+        self.d_optimizer = d_optimizer
+        self.image_key = image_key
+        self.coarse_key = coarse_key
+        self.condition_key = condition_key
+        self.adversarial_weight = adversarial_weight
+        self.l1_weight = l1_weight
+        self.d_steps = d_steps
+        self.use_amp = amp
+        self.amp_dtype = resolve_amp_dtype(amp_dtype, device)
+        self.adv_loss = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
+        self.l1_loss = nn.L1Loss()
+        use_scaler = amp and self.amp_dtype == torch.float16 and device.type == "cuda"
+        self.g_scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+        self.d_scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+
+    def run(self) -> None:  # type: ignore[override]
+        """Train until ``num_iterations`` (continuing from the engine state a checkpoint handler restored)."""
+        Workflow.run(self)  # skips Trainer.run, which would make a CUDA-only grad scaler
+
+    def _autocast(self):
+        return torch.autocast(self.state.device.type, dtype=self.amp_dtype, enabled=self.use_amp)
+
+    def _get(self, batch: dict, key: str | None) -> torch.Tensor | None:
+        if key is None or key not in batch:
+            return None
+        return torch.as_tensor(batch[key]).to(self.state.device, non_blocking=self.non_blocking)
+
+    def _adv(self, d_out: Any, target_is_real: bool, for_discriminator: bool) -> torch.Tensor:
+        losses = [
+            self.adv_loss(x.float(), target_is_real=target_is_real, for_discriminator=for_discriminator)
+            for x in _logits(d_out)
+        ]
+        return torch.stack(losses).mean()
+
+    @staticmethod
+    def _step(loss: torch.Tensor, optimizer: Optimizer, scaler: torch.amp.GradScaler) -> None:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+
+    def _iteration(self, engine: ScaleGanTrainer, batchdata: dict[str, Any]) -> dict[str, Any]:
+        if batchdata is None or self.image_key not in batchdata:
+            raise ValueError(f"the batch must hold the real image under '{self.image_key}'.")
+        real = self._get(batchdata, self.image_key)
+        coarse = self._get(batchdata, self.coarse_key)
+        condition = self._get(batchdata, self.condition_key)
+        if self.condition_key is not None and condition is None:
+            raise ValueError(f"condition_key '{self.condition_key}' is missing from the batch.")
+        context = [t for t in (coarse, condition) if t is not None]
+        noise_channels = int(getattr(self.generator, "noise_channels", 0))
+
+        def d_input(img: torch.Tensor) -> torch.Tensor:
+            return torch.cat([img, *context], dim=1) if context else img
+
+        def draw_noise() -> torch.Tensor | None:
+            if noise_channels == 0:
+                return None
+            return torch.randn((real.shape[0], noise_channels, *real.shape[2:]), device=real.device)
+
+        self.generator.train()
+        self.discriminator.train()
+
+        # The generator's output for its own step also serves the last discriminator step (detached).
+        with self._autocast():
+            fake = self.generator(coarse, condition, draw_noise())
+
+        # Discriminator step(s).
+        self.discriminator.requires_grad_(True)
+        for step in range(self.d_steps):
+            if step == self.d_steps - 1:
+                fake_d = fake.detach()
+            else:
+                with torch.no_grad(), self._autocast():
+                    fake_d = self.generator(coarse, condition, draw_noise())
+            self.d_optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                loss_d = 0.5 * (
+                    self._adv(self.discriminator(d_input(real)), True, True)
+                    + self._adv(self.discriminator(d_input(fake_d)), False, True)
+                )
+            self._step(loss_d, self.d_optimizer, self.d_scaler)
+
+        # Generator step.
+        self.discriminator.requires_grad_(False)
+        self.g_optimizer.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss_adv = self._adv(self.discriminator(d_input(fake)), True, False)
+        loss_l1 = self.l1_loss(fake.float(), real.float()) if context else torch.zeros((), device=real.device)
+        loss_g = self.adversarial_weight * loss_adv + self.l1_weight * loss_l1
+        self._step(loss_g, self.g_optimizer, self.g_scaler)
+        self.discriminator.requires_grad_(True)
+
+        return {
+            "loss_d": loss_d.item(),
+            "loss_g": loss_g.item(),
+            "loss_g_adv": loss_adv.item(),
+            "loss_g_l1": loss_l1.item(),
+            "real": real.detach(),
+            "fake": fake.detach().float(),
+            "coarse": None if coarse is None else coarse.detach(),
+        }

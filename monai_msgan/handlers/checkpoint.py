@@ -1,0 +1,122 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Resumable training checkpoints: saved atomically every N iterations and at the end, restored at start."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ignite.engine import Engine, Events
+from torch import nn
+
+from monai_msgan.utils.checkpoints import load_weights, save_weights
+
+__all__ = ["TrainingCheckpoint"]
+
+ENGINE_KEY = "trainer"
+
+
+class TrainingCheckpoint:
+    """Saves and restores everything a killed training run needs to continue where it stopped.
+
+    ``save_dict`` maps names to objects with ``state_dict``/``load_state_dict`` (networks, optimisers, grad
+    scalers); the engine's iteration is stored under ``"trainer"``. The file is written atomically (temporary file
+    + rename), so a kill during the save leaves the previous checkpoint intact. At ``Events.STARTED`` an existing
+    checkpoint is loaded (with ``weights_only=True``) and the engine continues from its iteration. At
+    ``Events.COMPLETED`` the final checkpoint is saved and ``export_module``'s weights alone are written to
+    ``export_file`` (what inference loads).
+
+    Args:
+        checkpoint_file: the resumable checkpoint.
+        save_dict: objects to save and restore.
+        save_interval: save every this many iterations (0 = only at the end).
+        export_file: where to write ``export_module``'s state dict when training completes.
+        export_module: the network to export (e.g. the generator).
+        map_location: device to load tensors onto.
+    """
+
+    def __init__(
+        self,
+        checkpoint_file: str | os.PathLike,
+        save_dict: Mapping[str, Any],
+        save_interval: int = 100,
+        export_file: str | os.PathLike | None = None,
+        export_module: nn.Module | None = None,
+        map_location: Any = "cpu",
+    ) -> None:
+        if ENGINE_KEY in save_dict:
+            raise ValueError(f"'{ENGINE_KEY}' is reserved for the engine state in save_dict.")
+        if (export_file is None) != (export_module is None):
+            raise ValueError("give both export_file and export_module, or neither.")
+        self.checkpoint_file = Path(checkpoint_file)
+        self.save_dict = dict(save_dict)
+        self.save_interval = save_interval
+        self.export_file = None if export_file is None else Path(export_file)
+        self.export_module = export_module
+        self.map_location = map_location
+        self.logger = logging.getLogger(__name__)
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.STARTED, self.load)
+        if self.save_interval > 0:
+            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self.save)
+        engine.add_event_handler(Events.COMPLETED, self.complete)
+
+    def load(self, engine: Engine) -> None:
+        """Restore the saved state, if any, and set the engine's iteration."""
+        if not self.checkpoint_file.is_file():
+            if self.export_file is not None and self.export_file.is_file():
+                raise FileExistsError(
+                    f"{self.export_file} exists but its training checkpoint {self.checkpoint_file} does not; training "
+                    "would overwrite it. Move it away or choose another ckpt_dir."
+                )
+            return
+        state = load_weights(self.checkpoint_file, self.map_location)
+        missing = [k for k in [*self.save_dict, ENGINE_KEY] if k not in state]
+        if missing:
+            raise ValueError(f"checkpoint {self.checkpoint_file} lacks {missing}; it was not written by this trainer.")
+        for name, obj in self.save_dict.items():
+            try:
+                obj.load_state_dict(state[name])
+            except (RuntimeError, ValueError, KeyError) as e:
+                raise ValueError(
+                    f"checkpoint {self.checkpoint_file} does not fit '{name}' of this configuration (other network "
+                    f"or optimiser settings?). Use another ckpt_dir to train anew. Details: {e}"
+                ) from e
+        iteration = int(state[ENGINE_KEY]["iteration"])
+        epoch_length = engine.state.epoch_length
+        max_epochs = engine.state.max_epochs
+        total = epoch_length * max_epochs
+        if iteration > total:
+            self.logger.warning(
+                f"{self.checkpoint_file} is at iteration {iteration}, beyond the configured {total}: training is done."
+            )
+            iteration = total
+        engine.load_state_dict({"iteration": iteration, "epoch_length": epoch_length, "max_epochs": max_epochs})
+        self.logger.info(f"resumed from {self.checkpoint_file} at iteration {iteration} of {total}")
+
+    def save(self, engine: Engine) -> None:
+        """Write the checkpoint atomically."""
+        state = {name: obj.state_dict() for name, obj in self.save_dict.items()}
+        state[ENGINE_KEY] = {"iteration": int(engine.state.iteration)}
+        save_weights(state, self.checkpoint_file)
+
+    def complete(self, engine: Engine) -> None:
+        """Save the final checkpoint and export the trained network."""
+        self.save(engine)
+        if self.export_file is not None and self.export_module is not None:
+            save_weights(self.export_module.state_dict(), self.export_file)
+            self.logger.info(f"wrote {self.export_file}")

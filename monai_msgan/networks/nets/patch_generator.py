@@ -1,0 +1,116 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Patch generator of one finer scale: a ResNet built from MONAI blocks that refines an upsampled coarse patch."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.blocks import Convolution, ResidualUnit, UpSample
+from torch import nn
+
+from monai_msgan.networks.nets.base_generator import _gather_inputs
+
+__all__ = ["PatchGenerator"]
+
+
+class PatchGenerator(nn.Module):
+    """Generates a patch of scale ``s`` from the same patch of scale ``s - 1`` upsampled ×2.
+
+    Input: the upsampled coarse patch (``out_channels`` channels), optional condition channels (sketch, edge or
+    label map at this scale) and ``noise_channels`` channels of noise, concatenated. An encoder of strided
+    convolutions, ``num_res_blocks`` residual units and a decoder of upsampling + convolution predict a residual
+    that is added to the coarse patch, so an untrained network already returns the upsampled coarse image.
+
+    The network is fully convolutional and, by default, has no normalisation layer: statistics computed per patch
+    would make a patch's output depend on where the sliding window put it, and show up as seams.
+
+    Args:
+        spatial_dims: 2 or 3.
+        out_channels: image channels (also the channels of ``coarse``).
+        condition_channels: channels of the condition (0 = none).
+        noise_channels: channels of input noise (0 = deterministic refinement).
+        channels: feature channels at full patch resolution; doubled at each downsampling.
+        num_downsamples: strided convolutions in the encoder (the patch size must be divisible by 2**this).
+        num_res_blocks: residual units at the lowest resolution.
+        max_channels: cap on feature channels.
+        norm: normalisation layer, None by default (see above).
+        act: activation (MONAI name or tuple).
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        out_channels: int = 1,
+        condition_channels: int = 0,
+        noise_channels: int = 1,
+        channels: int = 32,
+        num_downsamples: int = 2,
+        num_res_blocks: int = 6,
+        max_channels: int = 256,
+        norm: str | tuple | None = None,
+        act: str | tuple = ("LEAKYRELU", {"negative_slope": 0.2}),
+    ) -> None:
+        super().__init__()
+        if condition_channels < 0 or noise_channels < 0 or num_downsamples < 0 or num_res_blocks < 0:
+            raise ValueError("channel and block counts must be non-negative.")
+        self.spatial_dims = spatial_dims
+        self.out_channels = out_channels
+        self.condition_channels = condition_channels
+        self.noise_channels = noise_channels
+        self.size_divisor = 2**num_downsamples
+        in_channels = out_channels + condition_channels + noise_channels
+
+        def conv(cin: int, cout: int, **kw) -> Convolution:
+            return Convolution(spatial_dims, cin, cout, kernel_size=3, act=act, norm=norm, **kw)
+
+        layers: list[nn.Module] = [conv(in_channels, channels)]
+        ch = channels
+        for _ in range(num_downsamples):
+            nxt = min(ch * 2, max_channels)
+            layers.append(conv(ch, nxt, strides=2))
+            ch = nxt
+        for _ in range(num_res_blocks):
+            layers.append(ResidualUnit(spatial_dims, ch, ch, subunits=2, act=act, norm=norm))
+        interp = "bilinear" if spatial_dims == 2 else "trilinear"
+        for _ in range(num_downsamples):
+            nxt = max(ch // 2, channels)
+            layers.append(
+                UpSample(
+                    spatial_dims, ch, ch, scale_factor=2, mode="nontrainable", interp_mode=interp, align_corners=False
+                )
+            )
+            layers.append(conv(ch, nxt))
+            ch = nxt
+        layers.append(Convolution(spatial_dims, ch, out_channels, kernel_size=3, conv_only=True))
+        self.body = nn.Sequential(*layers)
+        # Start as the identity on the coarse image: the residual head begins at zero.
+        last = layers[-1].conv
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+
+    def forward(
+        self,
+        coarse: torch.Tensor | None = None,
+        condition: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Refine ``coarse`` (the upsampled coarser scale, ``(B, out_channels, *patch)``)."""
+        if coarse is None or coarse.shape[1] != self.out_channels:
+            got = None if coarse is None else coarse.shape[1]
+            raise ValueError(
+                f"PatchGenerator needs the upsampled coarse patch with {self.out_channels} channels, got {got}."
+            )
+        size = coarse.shape[2:]
+        if any(s % self.size_divisor for s in size):
+            raise ValueError(f"patch size {list(size)} must be divisible by {self.size_divisor} (2**num_downsamples).")
+        inputs = _gather_inputs(condition, self.condition_channels, noise, self.noise_channels, prefix=(coarse,))
+        return coarse + self.body(inputs)

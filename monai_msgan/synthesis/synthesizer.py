@@ -1,0 +1,192 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Multi-scale synthesis: the base image in one pass, then every finer scale patch by patch with MONAI's
+sliding-window inferer, blending overlapping patches with Gaussian weights."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import torch
+from monai.inferers import SlidingWindowInferer
+from monai.utils import ensure_tuple_rep
+
+from monai_msgan.engines.scale_trainer import resolve_amp_dtype
+from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
+from monai_msgan.synthesis.noise import positional_noise
+from monai_msgan.transforms.pyramid import ScalePyramid, upsample
+from monai_msgan.utils.scales import ensure_size, scale_sizes
+
+__all__ = ["MultiScaleSynthesizer"]
+
+
+class MultiScaleSynthesizer:
+    """Generates an image of any valid size with a trained :class:`~monai_msgan.networks.MultiScaleGenerator`.
+
+    1. The base generator makes the whole image at ``output_size / 2**(num_scales - 1)``.
+    2. For every finer scale, the previous image is upsampled ×2 (on the CPU) and the scale's patch generator runs
+       window by window through :class:`monai.inferers.SlidingWindowInferer`: windows are copied to ``device``,
+       generated there, and blended into an output buffer on the CPU with Gaussian weights.
+
+    Accelerator memory therefore depends on ``patch_size`` and ``sw_batch_size``, not on the output size; only CPU
+    buffers (the upsampled input, the output and MONAI's weight map, 4 bytes per pixel each) grow with it.
+
+    Every noise value is a function of the seed, scale and pixel position
+    (:func:`~monai_msgan.synthesis.noise.positional_noise`), and with ``batch_invariant=True`` (the default) each
+    window goes through the network on its own, so the same seed gives bit-identical images whatever the
+    ``sw_batch_size`` (batched convolution kernels may round differently from single-window ones). On another
+    device the image is the same up to that device's floating point rounding.
+
+    Args:
+        generator: trained generators of every scale (weights loaded).
+        patch_size: window size of the patch scales (usually the training patch size).
+        overlap: fraction of overlap between neighbouring windows.
+        sw_batch_size: windows per forward pass.
+        mode: blending of overlapping windows, ``"gaussian"`` (smooth) or ``"constant"``.
+        sigma_scale: Gaussian sigma relative to the window size (``mode="gaussian"``).
+        device: where the networks run; None = CUDA if available, else CPU.
+        amp: autocast on ``device`` (bfloat16 on CPU, float16 on CUDA by default).
+        amp_dtype: ``"bfloat16"``/``"float16"``.
+        progress: show a progress bar per scale.
+        batch_invariant: run the windows of a batch through the network one at a time (bit-identical results for
+            any ``sw_batch_size``; on CPU this is also faster). False = one batched forward pass.
+    """
+
+    def __init__(
+        self,
+        generator: MultiScaleGenerator,
+        patch_size: Sequence[int] | int,
+        overlap: float = 0.25,
+        sw_batch_size: int = 4,
+        mode: str = "gaussian",
+        sigma_scale: float = 0.125,
+        device: str | torch.device | None = None,
+        amp: bool = False,
+        amp_dtype: str | None = None,
+        progress: bool = False,
+        batch_invariant: bool = True,
+    ) -> None:
+        self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.generator = generator.to(self.device).eval()
+        self.spatial_dims = generator.spatial_dims
+        self.patch_size = ensure_size(ensure_tuple_rep(patch_size, self.spatial_dims), self.spatial_dims, "patch_size")
+        self.overlap = overlap
+        self.sw_batch_size = sw_batch_size
+        self.mode = mode
+        self.sigma_scale = sigma_scale
+        self.amp = amp
+        self.amp_dtype = resolve_amp_dtype(amp_dtype, self.device)
+        self.progress = progress
+        self.batch_invariant = batch_invariant
+        self.logger = logging.getLogger(__name__)
+
+    @property
+    def num_scales(self) -> int:
+        return self.generator.num_scales
+
+    def scale_sizes(self, output_size: Sequence[int]) -> list[tuple[int, ...]]:
+        """Size of every scale for ``output_size``, coarsest first; raises a clear error if it is not valid."""
+        output_size = ensure_size(output_size, self.spatial_dims, "output_size")
+        base_divisor = int(getattr(self.generator.base, "size_divisor", 1))
+        sizes = scale_sizes(output_size, self.num_scales, base_divisor)
+        if self.num_scales > 1 and any(p > s for p, s in zip(self.patch_size, sizes[1])):
+            raise ValueError(
+                f"output size {list(output_size)} is too small: scale 1 is {list(sizes[1])}, smaller than the patch "
+                f"size {list(self.patch_size)}."
+            )
+        return sizes
+
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
+
+    @torch.no_grad()
+    def __call__(
+        self, output_size: Sequence[int], seed: int = 0, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Generate one image.
+
+        Args:
+            output_size: spatial size of the result; divisible by ``2**(num_scales-1)`` times the base U-Net's
+                divisor, and large enough for the patch size at scale 1. May exceed the training size.
+            seed: the sample's seed.
+            condition: optional ``(C, *output_size)`` condition (sketch, edges, labels) at the output resolution;
+                it is downsampled to every scale.
+
+        Returns:
+            ``(out_channels, *output_size)`` float32 CPU tensor in the model range (about ``[-1, 1]``).
+        """
+        sizes = self.scale_sizes(output_size)
+        cond_levels: list[torch.Tensor | None] = [None] * self.num_scales
+        if condition is not None:
+            condition = torch.as_tensor(condition, dtype=torch.float32)
+            if tuple(condition.shape[1:]) != sizes[-1]:
+                raise ValueError(f"condition has spatial size {list(condition.shape[1:])}, expected {list(sizes[-1])}.")
+            cond_levels = list(ScalePyramid(self.num_scales)(condition))
+
+        base = self.generator.base
+        noise = self._noise(base, seed, 0, sizes[0])
+        cond0 = None if cond_levels[0] is None else cond_levels[0][None].to(self.device)
+        with self._autocast():
+            image = base(None, cond0, None if noise is None else noise[None]).float().cpu()[0]
+
+        for s in range(1, self.num_scales):
+            coarse = upsample(image)
+            del image
+            inputs = coarse if cond_levels[s] is None else torch.cat([coarse, cond_levels[s]], dim=0)
+            del coarse
+            image = self._patch_scale(s, inputs, seed, sizes[s])
+            del inputs
+        return image
+
+    def _noise(self, net, seed: int, scale: int, size, region=None) -> torch.Tensor | None:
+        channels = int(getattr(net, "noise_channels", 0))
+        if channels == 0:
+            return None
+        return positional_noise(seed, scale, channels, size, region=region, device=self.device)
+
+    def _patch_scale(self, scale: int, inputs: torch.Tensor, seed: int, size: tuple[int, ...]) -> torch.Tensor:
+        net = self.generator.scale(scale)
+        out_channels = int(getattr(net, "out_channels", 1))
+
+        def predictor(window: torch.Tensor, locations: list) -> torch.Tensor:
+            coarse = window[:, :out_channels]
+            cond = window[:, out_channels:] if window.shape[1] > out_channels else None
+            noise = None
+            if getattr(net, "noise_channels", 0):
+                noise = torch.stack([self._noise(net, seed, scale, size, region=loc[2:]) for loc in locations])
+            with self._autocast():
+                if not self.batch_invariant:
+                    return net(coarse, cond, noise).float()
+                return torch.cat(
+                    [
+                        net(
+                            coarse[i : i + 1],
+                            None if cond is None else cond[i : i + 1],
+                            None if noise is None else noise[i : i + 1],
+                        ).float()
+                        for i in range(window.shape[0])
+                    ]
+                )
+
+        inferer = SlidingWindowInferer(
+            roi_size=self.patch_size,
+            sw_batch_size=self.sw_batch_size,
+            overlap=self.overlap,
+            mode=self.mode,
+            sigma_scale=self.sigma_scale,
+            sw_device=self.device,
+            device=torch.device("cpu"),
+            progress=self.progress,
+            with_coord=True,
+        )
+        return inferer(inputs[None], predictor)[0]

@@ -1,0 +1,172 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from ignite.engine import Events
+from monai.networks.nets import PatchDiscriminator
+from monai.transforms import Identity
+
+from monai_msgan.engines import MultiScaleTraining
+from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchGenerator
+from monai_msgan.utils import checkpoint_path, generator_path, load_weights
+
+
+class Killed(RuntimeError):
+    pass
+
+
+def _setup(tmp_path, num_iterations, train_scale=1, spatial_dims=2, size=128, **kwargs):
+    torch.manual_seed(0)
+    generator = MultiScaleGenerator(
+        BaseGenerator(spatial_dims, features=(4, 4, 8, 8, 8, 4), noise_downsample=2),
+        lambda: PatchGenerator(spatial_dims, channels=4, num_res_blocks=1),
+        num_scales=3,
+    )
+    files = [{"image": torch.rand(1, *(size,) * spatial_dims) * 2 - 1} for _ in range(3)]
+    disc = functools.partial(PatchDiscriminator, spatial_dims=spatial_dims, channels=4, num_layers_d=2)
+    return MultiScaleTraining(
+        generator=generator,
+        base_discriminator=functools.partial(disc, in_channels=1),
+        patch_discriminator=functools.partial(disc, in_channels=2),
+        g_optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
+        d_optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
+        train_files=files,
+        preprocessing=Identity(),
+        patch_size=16,
+        ckpt_dir=tmp_path / "ckpt",
+        log_dir=tmp_path / "logs",
+        train_scale=train_scale,
+        num_iterations=num_iterations,
+        batch_size=2,
+        patches_per_image=2,
+        save_interval=2,
+        log_interval=1,
+        preview_interval=2,
+        progress=False,
+        **kwargs,
+    )
+
+
+def _record_iterations(trainer) -> list[int]:
+    seen: list[int] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: seen.append(e.state.iteration))
+    return seen
+
+
+def test_killed_run_resumes_at_the_right_iteration(tmp_path):
+    first = _setup(tmp_path, num_iterations=6)
+    trainer, writer = first.build_trainer(1)
+    seen = _record_iterations(trainer)
+
+    @trainer.on(Events.ITERATION_COMPLETED(once=5))
+    def kill(engine):
+        raise Killed("simulated kill after iteration 5")
+
+    with pytest.raises(Killed):
+        trainer.run()
+    writer.close()
+    assert seen == [1, 2, 3, 4, 5]
+    ckpt = load_weights(checkpoint_path(tmp_path / "ckpt", 1))
+    assert ckpt["trainer"]["iteration"] == 4  # saved every 2 iterations
+    assert not generator_path(tmp_path / "ckpt", 1).exists()  # not finished: no exported generator
+
+    second = _setup(tmp_path, num_iterations=6)
+    trainer2, writer2 = second.build_trainer(1)
+    seen2 = _record_iterations(trainer2)
+    loaded = {}
+    trainer2.add_event_handler(
+        Events.STARTED,
+        lambda e: loaded.update({k: v.clone() for k, v in second.generator.scale(1).state_dict().items()}),
+    )
+    trainer2.run()
+    writer2.close()
+    assert seen2 == [5, 6]
+    for k, v in ckpt["generator"].items():  # the resumed run started from the saved weights
+        assert torch.equal(loaded[k], v)
+    final = load_weights(generator_path(tmp_path / "ckpt", 1))
+    assert final.keys() == ckpt["generator"].keys()
+    assert any(not torch.equal(final[k], ckpt["generator"][k]) for k in final)  # and trained further
+    assert load_weights(checkpoint_path(tmp_path / "ckpt", 1))["trainer"]["iteration"] == 6
+    # TensorBoard event files were written
+    assert list((tmp_path / "logs" / "scale_1").glob("events.out.tfevents.*"))
+
+
+def test_all_scales_train_and_finished_run_is_not_repeated(tmp_path):
+    run = _setup(tmp_path, num_iterations=[2, 2, 2], train_scale=None)
+    outputs = run.run()
+    assert [p.name for p in outputs] == ["generator.pt"] * 3
+    stamps = [p.stat().st_mtime_ns for p in outputs]
+    trainer, writer = _setup(tmp_path, num_iterations=[2, 2, 2], train_scale=None).build_trainer(0)
+    seen = _record_iterations(trainer)
+    trainer.run()
+    writer.close()
+    assert seen == []  # already complete: nothing trained again
+    assert outputs[1].stat().st_mtime_ns == stamps[1]
+
+
+def test_losses_are_reported_and_finite(tmp_path):
+    run = _setup(tmp_path, num_iterations=3, train_scale=2)
+    trainer, writer = run.build_trainer(2)
+    trainer.run()
+    writer.close()
+    out = trainer.state.output
+    for k in ("loss_d", "loss_g", "loss_g_adv", "loss_g_l1"):
+        assert isinstance(out[k], float) and out[k] == out[k]
+    assert out["loss_g_l1"] > 0  # patch scales are paired with the real patch
+    assert out["fake"].shape == out["real"].shape == out["coarse"].shape == (4, 1, 16, 16)
+
+
+def test_base_scale_is_unpaired_3d_with_bf16_autocast(tmp_path):
+    run = _setup(tmp_path, num_iterations=2, train_scale=0, spatial_dims=3, size=128, amp=True)
+    trainer, writer = run.build_trainer(0)
+    trainer.run()
+    writer.close()
+    assert trainer.amp_dtype == torch.bfloat16
+    assert trainer.state.output["loss_g_l1"] == 0.0  # no coarse input, no condition: nothing to be faithful to
+    assert trainer.state.output["fake"].shape == (2, 1, 32, 32, 32)
+
+
+def test_checkpoint_of_other_network_is_refused(tmp_path):
+    _setup(tmp_path, num_iterations=2).run()
+    run = _setup(tmp_path, num_iterations=4)
+    run.generator = MultiScaleGenerator(
+        BaseGenerator(2, features=(4, 4, 8, 8, 8, 4)),
+        lambda: PatchGenerator(2, channels=6, num_res_blocks=1),
+        num_scales=3,
+    )
+    trainer, writer = run.build_trainer(1)
+    with pytest.raises(ValueError, match="does not fit 'generator'"):
+        trainer.run()
+    writer.close()
+
+
+def test_exported_generator_without_checkpoint_is_not_overwritten(tmp_path):
+    path = generator_path(tmp_path / "ckpt", 1)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"precious")
+    trainer, writer = _setup(tmp_path, num_iterations=2).build_trainer(1)
+    with pytest.raises(FileExistsError, match="Move it away"):
+        trainer.run()
+    writer.close()
+    assert path.read_bytes() == b"precious"
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="train_scale"):
+        _setup(tmp_path, 2, train_scale=3)
+    with pytest.raises(ValueError, match="one per scale"):
+        _setup(tmp_path, [2, 2], train_scale=None)

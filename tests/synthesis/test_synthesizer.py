@@ -1,0 +1,88 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchGenerator
+from monai_msgan.synthesis import MultiScaleSynthesizer
+
+
+def _trained_like(spatial_dims=2, condition_channels=0, num_scales=3, seed=0):
+    """Small generators with random (non-zero) weights, so every scale changes the image."""
+    torch.manual_seed(seed)
+    model = MultiScaleGenerator(
+        BaseGenerator(
+            spatial_dims, features=(4, 4, 8, 8, 8, 4), condition_channels=condition_channels, noise_downsample=2
+        ),
+        lambda: PatchGenerator(spatial_dims, channels=4, num_res_blocks=1, condition_channels=condition_channels),
+        num_scales=num_scales,
+    )
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    return model
+
+
+@pytest.mark.parametrize("spatial_dims,size,patch", [(2, (128, 192), 32), (3, (64, 64, 128), 32)])
+def test_same_seed_same_image_for_any_sw_batch_size(spatial_dims, size, patch):
+    model = _trained_like(spatial_dims)
+    outs = [MultiScaleSynthesizer(model, patch, sw_batch_size=b, device="cpu")(size, seed=11) for b in (1, 3, 8)]
+    assert outs[0].shape == (1, *size)
+    assert max(size) > patch  # many windows per scale
+    for other in outs[1:]:
+        assert torch.equal(outs[0], other)
+    different = MultiScaleSynthesizer(model, patch, device="cpu")(size, seed=12)
+    assert not torch.allclose(outs[0], different)
+
+
+def test_larger_than_training_size_and_any_valid_shape():
+    model = _trained_like()
+    synth = MultiScaleSynthesizer(model, 16, overlap=0.5, device="cpu")
+    for size in [(128, 128), (256, 128), (192, 320)]:
+        out = synth(size, seed=0)
+        assert out.shape == (1, *size) and torch.isfinite(out).all()
+
+
+def test_windows_blend_without_seams_for_a_smooth_generator():
+    """With identity patch generators the result is exactly the upsampled base: blending adds nothing."""
+    model = _trained_like()
+    for p in model.patches.parameters():
+        torch.nn.init.zeros_(p)
+    synth = MultiScaleSynthesizer(model, 16, sw_batch_size=4, device="cpu")
+    out = synth((128, 128), seed=3)
+    from monai_msgan.synthesis.noise import positional_noise
+    from monai_msgan.transforms import upsample
+
+    with torch.no_grad():
+        base = model.base(None, None, positional_noise(3, 0, 1, (32, 32))[None])[0]
+    assert torch.allclose(out, upsample(upsample(base)), atol=1e-5)
+
+
+def test_condition_is_used_at_every_scale():
+    model = _trained_like(condition_channels=1)
+    synth = MultiScaleSynthesizer(model, 16, device="cpu")
+    cond = torch.zeros(1, 128, 128)
+    cond[:, 40:80, 40:80] = 1
+    a = synth((128, 128), seed=0, condition=cond)
+    b = synth((128, 128), seed=0, condition=torch.zeros(1, 128, 128))
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="condition has spatial size"):
+        synth((128, 128), seed=0, condition=torch.zeros(1, 32, 32))
+
+
+@pytest.mark.parametrize("size,match", [((96, 64), "divisible by 64"), ((64, 64), "smaller than the patch")])
+def test_invalid_sizes(size, match):
+    synth = MultiScaleSynthesizer(_trained_like(), 48, device="cpu")
+    with pytest.raises(ValueError, match=match):
+        synth(size)
