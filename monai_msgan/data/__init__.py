@@ -13,6 +13,16 @@
 
 from __future__ import annotations
 
+from monai_msgan.data.ct import (
+    DEFAULT_HU_WINDOW,
+    HU_AIR,
+    CTVolume,
+    find_ct_volumes,
+    prepare_cts,
+    read_ct_volume,
+    read_dicom_series,
+    standardise_ct,
+)
 from monai_msgan.data.datalist import load_datalist
 from monai_msgan.data.demo import (
     demo_ct_labels_path,
@@ -33,6 +43,14 @@ from monai_msgan.data.io import (
 from monai_msgan.data.xray import XRayImage, find_images, normalise_intensity, prepare_xrays, read_xray, write_radiograph
 
 __all__ = [
+    "CTVolume",
+    "DEFAULT_HU_WINDOW",
+    "HU_AIR",
+    "find_ct_volumes",
+    "prepare_cts",
+    "read_ct_volume",
+    "read_dicom_series",
+    "standardise_ct",
     "XRayImage",
     "demo_ct_labels_path",
     "demo_ct_path",

@@ -1,0 +1,285 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Reading CT volumes (DICOM series, NIfTI, MHA/NRRD) and turning them into resampled HU NIfTI training data."""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from monai_msgan.data.io import write_json
+from monai_msgan.data.xray import _is_dicom, _suffix
+from monai_msgan.utils.atomic import atomic_path, check_writable
+
+__all__ = [
+    "CTVolume",
+    "HU_AIR",
+    "DEFAULT_HU_WINDOW",
+    "read_dicom_series",
+    "read_ct_volume",
+    "find_ct_volumes",
+    "standardise_ct",
+    "prepare_cts",
+]
+
+#: Hounsfield units of air; anything below (e.g. -2048 or -3024 outside the scan's field of view) is set to it.
+HU_AIR = -1024.0
+#: Default HU window kept in the prepared data (and mapped to the model range by the bundle).
+DEFAULT_HU_WINDOW = (-1024.0, 3071.0)
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+
+
+@dataclass
+class CTVolume:
+    """A CT volume as a SimpleITK image in HU, with a name for its output file and where it came from."""
+
+    image: object  # SimpleITK.Image
+    name: str
+    source: str
+
+
+def _sitk():
+    import SimpleITK as sitk
+
+    return sitk
+
+
+def _series_error(files: Sequence[Path], message: str) -> ValueError:
+    return ValueError(f"{files[0].parent}: {message}")
+
+
+def read_dicom_series(folder: str | os.PathLike, require_ct: bool = True) -> list[CTVolume]:
+    """Read every DICOM series in ``folder`` (told apart by SeriesInstanceUID) as a HU volume.
+
+    Slices are ordered by their position along the slice normal (not by file name); rescale slope/intercept are
+    applied. Each series is checked: one orientation, pixel spacing and matrix size for all slices, no duplicate
+    positions (mixed series), a uniform slice spacing (no missing slice), at least two slices (3D), and, with
+    ``require_ct``, modality CT.
+
+    Raises:
+        ValueError: naming the folder or file and what is wrong.
+    """
+    import pydicom
+    from pydicom.pixels import apply_modality_lut
+
+    sitk = _sitk()
+    folder = Path(folder)
+    headers: dict[str, list[tuple[Path, object]]] = defaultdict(list)
+    for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
+        if not _is_dicom(path):
+            continue
+        try:
+            ds = pydicom.dcmread(path, stop_before_pixels=True)
+        except Exception as e:
+            raise ValueError(f"{path}: cannot read DICOM: {e}") from e
+        if "SeriesInstanceUID" not in ds:
+            raise ValueError(f"{path}: no SeriesInstanceUID; not an image slice of a series.")
+        headers[str(ds.SeriesInstanceUID)].append((path, ds))
+    if not headers:
+        raise ValueError(f"{folder}: no DICOM files found.")
+    volumes = []
+    for k, (uid, items) in enumerate(sorted(headers.items())):
+        files = [p for p, _ in items]
+        first = items[0][1]
+        modality = str(first.get("Modality", ""))
+        if require_ct and modality != "CT":
+            raise _series_error(files, f"series {uid} has modality '{modality}' ({files[0].name}); CT is required.")
+        for p, ds in items:
+            for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
+                if tag not in ds:
+                    raise ValueError(f"{p}: missing {tag}; cannot place the slice in a volume.")
+            for tag in ("ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
+                a, b = np.asarray(ds.get(tag), dtype=float), np.asarray(first.get(tag), dtype=float)
+                if a.shape != b.shape or not np.allclose(a, b, atol=1e-4):
+                    raise ValueError(
+                        f"{p}: {tag} {list(np.atleast_1d(a))} differs from {files[0].name} "
+                        f"({list(np.atleast_1d(b))}): inconsistent slices in series {uid}."
+                    )
+        if len(items) < 2:
+            raise _series_error(files, f"series {uid} has a single slice ({files[0].name}); a 3D volume is expected.")
+        iop = np.asarray(first.ImageOrientationPatient, dtype=float)
+        row_dir, col_dir = iop[:3], iop[3:]
+        normal = np.cross(row_dir, col_dir)
+        positions = np.array([np.dot(np.asarray(ds.ImagePositionPatient, dtype=float), normal) for _, ds in items])
+        order = np.argsort(positions, kind="stable")
+        items = [items[i] for i in order]
+        positions = positions[order]
+        gaps = np.diff(positions)
+        if np.any(gaps < 1e-3):
+            i = int(np.argmin(gaps))
+            raise ValueError(
+                f"{items[i + 1][0]}: same position as {items[i][0].name}: mixed or duplicated slices in series {uid}."
+            )
+        step = float(np.median(gaps))
+        bad = np.nonzero(np.abs(gaps - step) > 0.1 * step)[0]
+        if bad.size:
+            i = int(bad[0])
+            kind = "missing slice(s)" if gaps[i] > step else "inconsistent slice spacing"
+            raise ValueError(
+                f"{items[i + 1][0]}: {kind} in series {uid}: {gaps[i]:.3f} mm after {items[i][0].name}, "
+                f"{step:.3f} mm elsewhere."
+            )
+        slices = []
+        for p, _ in items:
+            try:
+                ds = pydicom.dcmread(p)
+                slices.append(apply_modality_lut(ds.pixel_array, ds).astype(np.float32))
+            except Exception as e:
+                raise ValueError(f"{p}: cannot read DICOM pixel data: {e}") from e
+        image = sitk.GetImageFromArray(np.stack(slices))  # (slice, row, column) -> x = column, y = row, z = slice
+        col_spacing, row_spacing = (float(v) for v in (first.PixelSpacing[1], first.PixelSpacing[0]))
+        image.SetSpacing((col_spacing, row_spacing, step))
+        image.SetOrigin(tuple(float(v) for v in items[0][1].ImagePositionPatient))
+        image.SetDirection(tuple(np.stack([row_dir, col_dir, normal], axis=1).ravel()))
+        description = str(first.get("SeriesDescription", "") or "").strip()
+        stem = "".join(c if c.isalnum() or c in "-_" else "_" for c in description)[:40] or f"series{k}"
+        volumes.append(CTVolume(image, f"{folder.name}_{stem}", str(folder)))
+    return volumes
+
+
+def read_ct_volume(path: str | os.PathLike) -> CTVolume:
+    """Read a NIfTI, MHA/MHD or NRRD volume (values in HU).
+
+    Raises:
+        ValueError: naming the file when it cannot be read or is not 3D.
+    """
+    sitk = _sitk()
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist.")
+    try:
+        image = sitk.ReadImage(str(path), sitk.sitkFloat32)
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read volume: {e}") from e
+    size = image.GetSize()
+    if image.GetDimension() != 3 or sum(s > 1 for s in size) < 3:
+        raise ValueError(f"{path}: image of size {list(size)} is not a 3D volume (2D X-rays go through prepare_xray.py).")
+    name = path.name
+    for suffix in VOLUME_SUFFIXES:
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return CTVolume(image, name, str(path))
+
+
+def find_ct_volumes(inputs: Sequence[str | os.PathLike], require_ct: bool = True) -> list[CTVolume]:
+    """Read the CT volumes in ``inputs``: DICOM series folders, volume files, or folders of volume files.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the input.
+    """
+    if not inputs:
+        raise ValueError("no input given.")
+    volumes: list[CTVolume] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files = sorted(p for p in item.iterdir() if p.is_file() and not p.name.startswith("."))
+            if any(_is_dicom(p) for p in files):
+                volumes.extend(read_dicom_series(item, require_ct))
+            vols = [p for p in files if _suffix(p) in VOLUME_SUFFIXES or p.name.lower().endswith(".nii.gz")]
+            volumes.extend(read_ct_volume(p) for p in vols)
+            if not any(_is_dicom(p) for p in files) and not vols:
+                raise ValueError(f"{item}: the folder holds no DICOM series and no NIfTI/MHA/NRRD volume.")
+        elif item.is_file():
+            if _is_dicom(item):
+                raise ValueError(f"{item}: a single DICOM file; pass the folder of its series.")
+            volumes.append(read_ct_volume(item))
+        else:
+            raise FileNotFoundError(f"{item} does not exist.")
+    return volumes
+
+
+def standardise_ct(
+    image,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    window: Sequence[float] = DEFAULT_HU_WINDOW,
+):
+    """Reorient to RAS (axis 0 → patient right, 1 → anterior, 2 → superior, as nibabel and MONAI's
+    ``Orientationd(axcodes="RAS")`` see it), resample linearly to ``spacing`` mm, and clip HU to ``window``.
+
+    Values below air (e.g. -2048 outside the scan's field of view) are set to air *before* interpolation, so they
+    never blend into the body's intensities; the area outside the scanned volume is filled with air.
+    Returns an int16 SimpleITK image.
+    """
+    sitk = _sitk()
+    lo, hi = (float(w) for w in window)
+    image = sitk.Cast(image, sitk.sitkFloat32)
+    image = sitk.Maximum(image, HU_AIR)
+    image = sitk.DICOMOrient(image, "RAS")
+    old_spacing, old_size = image.GetSpacing(), image.GetSize()
+    new_spacing = tuple(float(s) for s in spacing)
+    new_size = [max(1, round(n * o / s)) for n, o, s in zip(old_size, old_spacing, new_spacing)]
+    image = sitk.Resample(
+        image, new_size, sitk.Transform(), sitk.sitkLinear, image.GetOrigin(), new_spacing, image.GetDirection(),
+        HU_AIR, sitk.sitkFloat32,
+    )  # fmt: skip
+    image = sitk.Clamp(image, sitk.sitkFloat32, lo, hi)
+    return sitk.Cast(sitk.Round(image), sitk.sitkInt16)
+
+
+def prepare_cts(
+    inputs: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    window: Sequence[float] = DEFAULT_HU_WINDOW,
+    validation: Sequence[str | os.PathLike] = (),
+    val_fraction: float = 0.1,
+    seed: int = 0,
+    require_ct: bool = True,
+    overwrite: bool = False,
+) -> dict[str, list[dict[str, str]]]:
+    """Turn CT volumes into ``output_dir/images/<name>.nii.gz`` (int16 HU, RAS, ``spacing`` mm, clipped to
+    ``window``) and ``output_dir/datalist.json`` (MONAI format, paths relative to ``output_dir``).
+
+    Every input is read and checked before anything is written; existing outputs are kept unless ``overwrite``.
+    """
+    sitk = _sitk()
+    output_dir = Path(output_dir)
+    if len(spacing) != 3 or any(float(s) <= 0 for s in spacing):
+        raise ValueError(f"spacing must be three positive numbers (mm), got {list(spacing)}.")
+    if float(window[0]) >= float(window[1]):
+        raise ValueError(f"window must be (low, high) HU with low < high, got {list(window)}.")
+    train = find_ct_volumes(inputs, require_ct)
+    val = find_ct_volumes(validation, require_ct) if validation else []
+    if not validation and val_fraction > 0 and len(train) > 1:
+        n_val = min(len(train) - 1, max(1, round(val_fraction * len(train))))
+        order = list(range(len(train)))
+        random.Random(seed).shuffle(order)
+        picked = set(order[:n_val])
+        val = [v for i, v in enumerate(train) if i in picked]
+        train = [v for i, v in enumerate(train) if i not in picked]
+    datalist_path = check_writable(output_dir / "datalist.json", overwrite)
+    used: set[str] = set()
+    names = []
+    for vol in [*train, *val]:
+        name, k = vol.name, 1
+        while name in used:
+            name, k = f"{vol.name}_{k}", k + 1
+        used.add(name)
+        names.append(f"images/{name}.nii.gz")
+        check_writable(output_dir / names[-1], overwrite)
+    for vol, rel in zip([*train, *val], names):
+        std = standardise_ct(vol.image, spacing, window)
+        with atomic_path(output_dir / rel) as tmp:
+            sitk.WriteImage(std, str(tmp), useCompression=True)
+    datalist = {
+        "training": [{"image": rel} for rel in names[: len(train)]],
+        "validation": [{"image": rel} for rel in names[len(train) :]],
+    }
+    write_json(datalist, datalist_path)
+    return datalist
