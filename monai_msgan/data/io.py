@@ -29,7 +29,17 @@ import torch.nn.functional as F
 
 from monai_msgan.utils.atomic import atomic_path, check_writable
 
-__all__ = ["radiograph_affine", "save_nifti", "save_png_preview", "preview_plane", "write_json", "read_json"]
+__all__ = [
+    "radiograph_affine",
+    "save_nifti",
+    "NiftiStreamWriter",
+    "save_png_preview",
+    "mid_planes",
+    "montage",
+    "preview_plane",
+    "write_json",
+    "read_json",
+]
 
 SYNTHETIC_DESCRIPTION = b"synthetic image, monai-msgan"
 
@@ -75,22 +85,100 @@ def save_nifti(
     return path
 
 
-def preview_plane(image: torch.Tensor, max_size: int) -> torch.Tensor:
-    """A ``(rows, columns)`` float view of a ``(C, *spatial)`` image for a PNG: 2D images as they are, 3D images as
-    their three orthogonal middle slices side by side; shrunk by area averaging to at most ``max_size`` pixels."""
-    img = torch.as_tensor(image)[0].float()
+class NiftiStreamWriter:
+    """Write a NIfTI file slab by slab along the last spatial axis, without holding the image.
+
+    NIfTI stores voxels with the first axis fastest, so consecutive slabs along the last axis are consecutive
+    bytes: the header goes first, then each slab as it arrives. The file is written under a temporary name and
+    renamed when every slab is in (``close``); on error it is removed. Use as a context manager.
+
+    Args:
+        path: the ``.nii`` or ``.nii.gz`` file.
+        spatial_size: full size of the image.
+        affine: 4×4 affine.
+        dtype: on-disk data type (slabs are cast to it).
+        overwrite: replace an existing file.
+        compresslevel: gzip level for ``.nii.gz`` (1 = fast).
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        spatial_size: Sequence[int],
+        affine: np.ndarray,
+        dtype: Any = np.float32,
+        overwrite: bool = False,
+        compresslevel: int = 1,
+    ) -> None:
+        self.path = check_writable(path, overwrite)
+        self.spatial_size = tuple(int(s) for s in spatial_size)
+        self.dtype = np.dtype(dtype)
+        self.header = nib.Nifti1Header()
+        self.header.set_data_shape(self.spatial_size)
+        self.header.set_data_dtype(self.dtype)
+        self.header.set_qform(np.asarray(affine, dtype=np.float64), code=1)
+        self.header.set_sform(np.asarray(affine, dtype=np.float64), code=1)
+        self.header.set_xyzt_units("mm")
+        self.header["descrip"] = SYNTHETIC_DESCRIPTION
+        self.header["vox_offset"] = 352
+        self.compresslevel = compresslevel
+        self.written = 0
+        self._ctx = None
+        self._file = None
+
+    def __enter__(self) -> NiftiStreamWriter:
+        import gzip
+
+        self._ctx = atomic_path(self.path)
+        tmp = self._ctx.__enter__()
+        gz = str(self.path).endswith(".gz")
+        self._file = gzip.open(tmp, "wb", compresslevel=self.compresslevel) if gz else open(tmp, "wb")
+        self._file.write(self.header.binaryblock)
+        self._file.write(b"\0" * (352 - len(self.header.binaryblock)))  # no extensions
+        return self
+
+    def write(self, slab: np.ndarray | torch.Tensor) -> None:
+        """Append a slab ``(*spatial_size[:-1], depth)``."""
+        if isinstance(slab, torch.Tensor):
+            slab = slab.detach().cpu().numpy()
+        if tuple(slab.shape[:-1]) != self.spatial_size[:-1]:
+            raise ValueError(f"slab of shape {slab.shape} does not fit an image of size {self.spatial_size}.")
+        if self.written + slab.shape[-1] > self.spatial_size[-1]:
+            raise ValueError(f"too many slabs: {self.written + slab.shape[-1]} > {self.spatial_size[-1]} slices.")
+        self._file.write(np.asarray(slab, dtype=self.dtype).tobytes(order="F"))
+        self.written += slab.shape[-1]
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        self._file.close()
+        if exc_type is None and self.written != self.spatial_size[-1]:
+            exc = ValueError(f"{self.path}: {self.written} of {self.spatial_size[-1]} slices were written.")
+            self._ctx.__exit__(type(exc), exc, None)
+            raise exc
+        self._ctx.__exit__(exc_type, exc, tb)
+
+
+def mid_planes(image: torch.Tensor) -> list[torch.Tensor]:
+    """The planes a preview shows, in (x, y) layout: a 2D image itself; for 3D the axial, coronal and sagittal
+    middle slices (the latter two flipped so that superior is up)."""
+    img = torch.as_tensor(image)[0]
     if img.ndim == 2:
-        planes = [img]
-    elif img.ndim == 3:
+        return [img]
+    if img.ndim == 3:
         x, y, z = img.shape
-        # axial (x, y), coronal (x, z), sagittal (y, z): shown with superior up.
-        planes = [img[:, :, z // 2], img[:, y // 2, :].flip(-1), img[x // 2, :, :].flip(-1)]
-    else:
-        raise ValueError(f"cannot preview an image with {img.ndim} spatial dims.")
+        return [img[:, :, z // 2], img[:, y // 2, :].flip(-1), img[x // 2, :, :].flip(-1)]
+    raise ValueError(f"cannot preview an image with {img.ndim} spatial dims.")
+
+
+def montage(planes: list[torch.Tensor], max_size: int) -> torch.Tensor:
+    """Planes in (x, y) layout side by side as one ``(rows, columns)`` float image, shrunk by area averaging to at
+    most ``max_size`` pixels a side (each plane is shrunk before any copy)."""
+    planes = [torch.as_tensor(p).float() for p in planes]
     factor = max(1, -(-max(sum(p.shape[0] for p in planes), max(p.shape[1] for p in planes)) // max_size))
-    if factor > 1:  # shrink each plane first: a large image is never copied at full size
-        planes = [F.avg_pool2d(p[None, None, : p.shape[0] // factor * factor, : p.shape[1] // factor * factor],
-                               factor)[0, 0] for p in planes]
+    if factor > 1:
+        planes = [
+            F.avg_pool2d(p[None, None, : p.shape[0] // factor * factor, : p.shape[1] // factor * factor], factor)[0, 0]
+            for p in planes
+        ]
     planes = [p.transpose(0, 1) for p in planes]  # (x, y) -> (rows, columns)
     if len(planes) == 1:
         return planes[0]
@@ -98,18 +186,26 @@ def preview_plane(image: torch.Tensor, max_size: int) -> torch.Tensor:
     return torch.cat([F.pad(p, (0, 0, 0, height - p.shape[0])) for p in planes], dim=1)
 
 
+def preview_plane(image: torch.Tensor, max_size: int) -> torch.Tensor:
+    """A ``(rows, columns)`` float view of a ``(C, *spatial)`` image for a PNG: 2D images as they are, 3D images as
+    their three orthogonal middle slices side by side; shrunk by area averaging to at most ``max_size`` pixels."""
+    return montage(mid_planes(image), max_size)
+
+
 def save_png_preview(
-    image: torch.Tensor,
+    image: torch.Tensor | None,
     path: str | os.PathLike,
     value_range: tuple[float, float] = (0.0, 1.0),
     max_size: int = 2048,
     overwrite: bool = False,
+    planes: list[torch.Tensor] | None = None,
 ) -> Path:
-    """Write an 8-bit greyscale PNG of ``image`` (``(C, *spatial)``), mapping ``value_range`` to 0..255."""
+    """Write an 8-bit greyscale PNG of ``image`` (``(C, *spatial)``), or of ``planes`` (see :func:`mid_planes`),
+    mapping ``value_range`` to 0..255."""
     from PIL import Image
 
     path = check_writable(path, overwrite)
-    plane = preview_plane(image, max_size)
+    plane = montage(planes, max_size) if planes is not None else preview_plane(image, max_size)
     lo, hi = value_range
     u8 = (plane - lo).mul_(255.0 / (hi - lo)).round_().clamp_(0, 255).to(torch.uint8).contiguous().numpy()
     with atomic_path(path) as tmp:

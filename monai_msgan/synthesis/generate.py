@@ -24,12 +24,63 @@ import numpy as np
 import torch
 
 import monai_msgan
-from monai_msgan.data.io import save_nifti, save_png_preview, write_json
+from monai_msgan.data.io import NiftiStreamWriter, mid_planes, save_nifti, save_png_preview, write_json
 from monai_msgan.synthesis.synthesizer import MultiScaleSynthesizer
 from monai_msgan.utils.atomic import check_writable
 from monai_msgan.utils.scales import ensure_size
 
-__all__ = ["SampleGeneration"]
+__all__ = ["SampleGeneration", "choose_output_buffer", "MEMORY_MODE_BYTES_PER_VOXEL"]
+
+#: Host bytes per output voxel and channel that in-memory assembly needs at its peak: the upsampled input, MONAI's
+#: output buffer and weight map (4 bytes each), and the conversion for writing.
+MEMORY_MODE_BYTES_PER_VOXEL = 16
+OUTPUT_BUFFERS = ("auto", "memory", "disk")
+
+
+def _physical_memory() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 16 * 2**30
+
+
+def choose_output_buffer(
+    output_buffer: str, output_size: Sequence[int], channels: int = 1, memory_budget: int | None = None
+) -> str:
+    """``"memory"`` or ``"disk"``: ``"auto"`` picks disk when in-memory assembly would need more than
+    ``memory_budget`` bytes (default: a quarter of this machine's physical memory)."""
+    if output_buffer not in OUTPUT_BUFFERS:
+        raise ValueError(f"output_buffer must be one of {OUTPUT_BUFFERS}, got {output_buffer!r}.")
+    if output_buffer != "auto":
+        return output_buffer
+    budget = _physical_memory() // 4 if memory_budget is None else memory_budget
+    need = MEMORY_MODE_BYTES_PER_VOXEL * channels * int(np.prod(output_size))
+    return "disk" if need > budget else "memory"
+
+
+class _PlaneCollector:
+    """Keeps, from streamed slabs, exactly the planes :func:`~monai_msgan.data.io.mid_planes` would show."""
+
+    def __init__(self, size: Sequence[int]) -> None:
+        self.size = tuple(size)
+        self.parts: list[list[torch.Tensor]] = [[], [], []]
+        self.axial: torch.Tensor | None = None
+
+    def add(self, slab: torch.Tensor, start: int) -> None:
+        img = slab[0]
+        if len(self.size) == 2:
+            self.parts[0].append(img.clone())
+            return
+        x, y, z = self.size
+        if start <= z // 2 < start + img.shape[-1]:
+            self.axial = img[:, :, z // 2 - start].clone()
+        self.parts[1].append(img[:, y // 2, :].clone())
+        self.parts[2].append(img[x // 2, :, :].clone())
+
+    def planes(self) -> list[torch.Tensor]:
+        if len(self.size) == 2:
+            return [torch.cat(self.parts[0], dim=-1)]
+        return [self.axial, torch.cat(self.parts[1], -1).flip(-1), torch.cat(self.parts[2], -1).flip(-1)]
 
 
 class SampleGeneration:
@@ -38,6 +89,12 @@ class SampleGeneration:
     geometry from ``affine``), ``output_dir/<prefix>_<i>.png`` (8-bit preview) and, for the whole run,
     ``output_dir/<prefix>s.json`` (seeds, sizes, files, timings). Existing files are never replaced unless
     ``overwrite`` is set; all of them are checked before anything is generated.
+
+    ``output_buffer`` chooses where the finest scale is assembled. ``"memory"``: in RAM (about
+    :data:`MEMORY_MODE_BYTES_PER_VOXEL` bytes per output voxel), then written. ``"disk"``: window by window into a
+    rolling buffer one window deep, streamed straight into the NIfTI file, so host memory stays far below the
+    image's size (slower: windows are visited slab by slab and the file is compressed as it is written).
+    ``"auto"`` takes disk when memory mode would need more than a quarter of the machine's RAM.
 
     Args:
         synthesizer: the multi-scale synthesizer with trained weights.
@@ -51,6 +108,7 @@ class SampleGeneration:
         prefix: file name prefix.
         preview_size: largest side of the PNG preview.
         overwrite: replace existing outputs.
+        output_buffer: ``"auto"``, ``"memory"`` or ``"disk"`` (see above).
     """
 
     def __init__(
@@ -66,6 +124,7 @@ class SampleGeneration:
         prefix: str = "sample",
         preview_size: int = 2048,
         overwrite: bool = False,
+        output_buffer: str = "auto",
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
@@ -83,6 +142,8 @@ class SampleGeneration:
         self.prefix = prefix
         self.preview_size = preview_size
         self.overwrite = overwrite
+        out_channels = int(getattr(synthesizer.generator.base, "out_channels", 1))
+        self.output_buffer = choose_output_buffer(output_buffer, self.output_size, out_channels)
         self.logger = logging.getLogger(__name__)
 
     def paths(self, i: int) -> tuple[Path, Path]:
@@ -101,6 +162,18 @@ class SampleGeneration:
             image.round_()
         return image
 
+    def _stream_to(self, path: Path, seed: int) -> list[torch.Tensor]:
+        collector = _PlaneCollector(self.output_size)
+        with NiftiStreamWriter(path, self.output_size, self.affine, self.output_dtype, self.overwrite) as writer:
+
+            def sink(slab: torch.Tensor, start: int) -> None:
+                slab = self.to_output_range(slab)
+                writer.write(slab[0])
+                collector.add(slab, start)
+
+            self.synthesizer.stream(self.output_size, sink, seed=seed)
+        return collector.planes()
+
     def run(self) -> list[Path]:
         """Generate and write all samples; returns the NIfTI paths."""
         for i in range(self.num_samples):
@@ -111,14 +184,17 @@ class SampleGeneration:
         records = []
         for i in range(self.num_samples):
             seed = self.seed + i
-            t0 = time.perf_counter()
-            image = self.synthesizer(self.output_size, seed=seed)
-            seconds = time.perf_counter() - t0
-            image = self.to_output_range(image)
             nii, png = self.paths(i)
-            save_nifti(image[0], self.affine, nii, overwrite=self.overwrite, dtype=self.output_dtype)
-            save_png_preview(image, png, self.output_range, self.preview_size, overwrite=self.overwrite)
-            del image
+            t0 = time.perf_counter()
+            if self.output_buffer == "disk":
+                planes = self._stream_to(nii, seed)
+            else:
+                image = self.to_output_range(self.synthesizer(self.output_size, seed=seed))
+                save_nifti(image[0], self.affine, nii, overwrite=self.overwrite, dtype=self.output_dtype)
+                planes = mid_planes(image)
+                del image
+            save_png_preview(None, png, self.output_range, self.preview_size, self.overwrite, planes=planes)
+            seconds = time.perf_counter() - t0
             records.append({"seed": seed, "nifti": nii.name, "png": png.name, "seconds": round(seconds, 3)})
             print(
                 f"sample {i}: seed {seed}, {'x'.join(map(str, self.output_size))} in {seconds:.1f} s -> {nii}",
@@ -133,6 +209,7 @@ class SampleGeneration:
                 "patch_size": list(self.synthesizer.patch_size),
                 "sw_batch_size": self.synthesizer.sw_batch_size,
                 "device": str(self.synthesizer.device),
+                "output_buffer": self.output_buffer,
                 "output_range": list(self.output_range),
                 "affine": self.affine.tolist(),
                 "samples": records,

@@ -15,7 +15,7 @@ sliding-window inferer, blending overlapping patches with Gaussian weights."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from monai.inferers import SlidingWindowInferer
@@ -24,6 +24,7 @@ from monai.utils import ensure_tuple_rep
 from monai_msgan.engines.scale_trainer import resolve_amp_dtype
 from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
 from monai_msgan.synthesis.noise import positional_noise
+from monai_msgan.synthesis.streaming import stream_windows, upsampled_window
 from monai_msgan.transforms.pyramid import ScalePyramid, upsample
 from monai_msgan.utils.scales import ensure_size, scale_sizes
 
@@ -113,7 +114,7 @@ class MultiScaleSynthesizer:
     def __call__(
         self, output_size: Sequence[int], seed: int = 0, condition: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Generate one image.
+        """Generate one image in memory.
 
         Args:
             output_size: spatial size of the result; divisible by ``2**(num_scales-1)`` times the base U-Net's
@@ -125,20 +126,8 @@ class MultiScaleSynthesizer:
         Returns:
             ``(out_channels, *output_size)`` float32 CPU tensor in the model range (about ``[-1, 1]``).
         """
-        sizes = self.scale_sizes(output_size)
-        cond_levels: list[torch.Tensor | None] = [None] * self.num_scales
-        if condition is not None:
-            condition = torch.as_tensor(condition, dtype=torch.float32)
-            if tuple(condition.shape[1:]) != sizes[-1]:
-                raise ValueError(f"condition has spatial size {list(condition.shape[1:])}, expected {list(sizes[-1])}.")
-            cond_levels = list(ScalePyramid(self.num_scales)(condition))
-
-        base = self.generator.base
-        noise = self._noise(base, seed, 0, sizes[0])
-        cond0 = None if cond_levels[0] is None else cond_levels[0][None].to(self.device)
-        with self._autocast():
-            image = base(None, cond0, None if noise is None else noise[None]).float().cpu()[0]
-
+        sizes, cond_levels = self._prepare(output_size, condition)
+        image = self._base(seed, sizes[0], cond_levels[0])
         for s in range(1, self.num_scales):
             coarse = upsample(image)
             del image
@@ -148,35 +137,99 @@ class MultiScaleSynthesizer:
             del inputs
         return image
 
+    @torch.no_grad()
+    def stream(
+        self,
+        output_size: Sequence[int],
+        sink: Callable[[torch.Tensor, int], None],
+        seed: int = 0,
+        condition: torch.Tensor | None = None,
+    ) -> None:
+        """Generate one image and hand it to ``sink(slab, start)`` slab by slab along the last spatial axis, without
+        ever holding it: coarser scales are made in memory (each at most 1/4 (2D) or 1/8 (3D) of the output), the
+        finest scale is assembled window by window (:func:`~monai_msgan.synthesis.streaming.stream_windows`).
+
+        The result equals :meth:`__call__`'s up to floating-point summation order (about 1e-6).
+        """
+        sizes, cond_levels = self._prepare(output_size, condition)
+        last = self.num_scales - 1
+        image = self._base(seed, sizes[0], cond_levels[0])
+        if last == 0:
+            sink(image, 0)
+            return
+        for s in range(1, last):
+            inputs = upsample(image)
+            if cond_levels[s] is not None:
+                inputs = torch.cat([inputs, cond_levels[s]], dim=0)
+            image = self._patch_scale(s, inputs, seed, sizes[s])
+            del inputs
+        net = self.generator.scale(last)
+        cond = cond_levels[last]
+
+        def predict(windows: list) -> torch.Tensor:
+            coarse = torch.stack([upsampled_window(image, w) for w in windows])
+            cond_w = None if cond is None else torch.stack([cond[(slice(None), *w)] for w in windows])
+            return self._run(net, last, seed, sizes[last], coarse, cond_w, windows)
+
+        stream_windows(
+            sizes[last], self.patch_size, self.overlap, predict, sink, int(getattr(net, "out_channels", 1)),
+            mode=self.mode, sigma_scale=self.sigma_scale, sw_batch_size=self.sw_batch_size,
+        )  # fmt: skip
+
+    def _prepare(self, output_size, condition) -> tuple[list[tuple[int, ...]], list[torch.Tensor | None]]:
+        sizes = self.scale_sizes(output_size)
+        cond_levels: list[torch.Tensor | None] = [None] * self.num_scales
+        if condition is not None:
+            condition = torch.as_tensor(condition, dtype=torch.float32)
+            if tuple(condition.shape[1:]) != sizes[-1]:
+                raise ValueError(f"condition has spatial size {list(condition.shape[1:])}, expected {list(sizes[-1])}.")
+            cond_levels = list(ScalePyramid(self.num_scales)(condition))
+        return sizes, cond_levels
+
+    def _base(self, seed: int, size: tuple[int, ...], condition: torch.Tensor | None) -> torch.Tensor:
+        base = self.generator.base
+        noise = self._noise(base, seed, 0, size)
+        cond = None if condition is None else condition[None].to(self.device)
+        with self._autocast():
+            return base(None, cond, None if noise is None else noise[None]).float().cpu()[0]
+
     def _noise(self, net, seed: int, scale: int, size, region=None) -> torch.Tensor | None:
         channels = int(getattr(net, "noise_channels", 0))
         if channels == 0:
             return None
         return positional_noise(seed, scale, channels, size, region=region, device=self.device)
 
+    def _run(self, net, scale, seed, size, coarse, cond, regions) -> torch.Tensor:
+        """Run ``net`` on a batch of windows (moved to the device) with their positional noise; CPU float32 out."""
+        coarse = coarse.to(self.device)
+        cond = None if cond is None else cond.to(self.device)
+        noise = None
+        if getattr(net, "noise_channels", 0):
+            noise = torch.stack([self._noise(net, seed, scale, size, region=r) for r in regions])
+        with self._autocast():
+            if not self.batch_invariant:
+                return net(coarse, cond, noise).float().cpu()
+            return torch.cat(
+                [
+                    net(
+                        coarse[i : i + 1],
+                        None if cond is None else cond[i : i + 1],
+                        None if noise is None else noise[i : i + 1],
+                    )
+                    .float()
+                    .cpu()
+                    for i in range(coarse.shape[0])
+                ]
+            )
+
     def _patch_scale(self, scale: int, inputs: torch.Tensor, seed: int, size: tuple[int, ...]) -> torch.Tensor:
         net = self.generator.scale(scale)
         out_channels = int(getattr(net, "out_channels", 1))
 
         def predictor(window: torch.Tensor, locations: list) -> torch.Tensor:
-            coarse = window[:, :out_channels]
             cond = window[:, out_channels:] if window.shape[1] > out_channels else None
-            noise = None
-            if getattr(net, "noise_channels", 0):
-                noise = torch.stack([self._noise(net, seed, scale, size, region=loc[2:]) for loc in locations])
-            with self._autocast():
-                if not self.batch_invariant:
-                    return net(coarse, cond, noise).float()
-                return torch.cat(
-                    [
-                        net(
-                            coarse[i : i + 1],
-                            None if cond is None else cond[i : i + 1],
-                            None if noise is None else noise[i : i + 1],
-                        ).float()
-                        for i in range(window.shape[0])
-                    ]
-                )
+            regions = [loc[2:] for loc in locations]
+            return self._run(net, scale, seed, size, window[:, :out_channels], cond, regions).to(window.device)
 
         inferer = SlidingWindowInferer(
             roi_size=self.patch_size,
