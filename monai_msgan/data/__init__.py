@@ -36,6 +36,7 @@ from monai_msgan.data.io import (
     preview_plane,
     radiograph_affine,
     read_json,
+    volume_affine,
     save_nifti,
     save_png_preview,
     write_json,
@@ -70,5 +71,6 @@ __all__ = [
     "save_nifti",
     "save_png_preview",
     "write_json",
+    "volume_affine",
     "write_radiograph",
 ]

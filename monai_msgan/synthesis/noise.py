@@ -10,38 +10,37 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """Noise that is a function of position: the same seed gives the same value at a pixel or voxel, whichever window,
-batch or device asks for it. This is what makes sliding-window synthesis reproducible for any ``sw_batch_size``."""
+batch or device asks for it. This is what makes sliding-window synthesis reproducible for any ``sw_batch_size``.
+
+The image is tiled into fixed blocks (64² pixels in 2D, 16³ voxels in 3D); each block's noise is drawn on the CPU
+from its own generator, seeded with a hash of (seed, stream, block index). A window gathers the blocks it overlaps.
+"""
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
 import torch
 
-__all__ = ["positional_noise", "hash_uint32"]
+__all__ = ["positional_noise", "block_seed", "BLOCK_ELEMENTS"]
 
-_MASK = 0xFFFFFFFF
-# Multipliers below 2**31, so every product of two 32-bit values fits a signed 64-bit integer without overflow.
-_M1 = 0x7FEB352D
-_M2 = 0x2C1B3C6D
-_GOLDEN = 0x1E3779B9
+#: About this many values per block and channel.
+BLOCK_ELEMENTS = 4096
+_M64 = (1 << 64) - 1
 
 
-def hash_uint32(x: torch.Tensor) -> torch.Tensor:
-    """An integer hash (xor-shift-multiply rounds) of int64 tensors holding values in ``[0, 2**32)``."""
-    x = x & _MASK
-    x = ((x ^ (x >> 16)) * _M1) & _MASK
-    x = ((x ^ (x >> 15)) * _M2) & _MASK
-    x = ((x ^ (x >> 16)) * _M1) & _MASK
-    return x ^ (x >> 15)
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _M64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
+    return x ^ (x >> 31)
 
 
-def _key(*values: int) -> torch.Tensor:
-    k = torch.zeros((), dtype=torch.int64)
-    for v in values:
-        k = hash_uint32(k ^ ((int(v) * _GOLDEN) & _MASK) ^ (int(v) >> 32))
-    return k
+def block_seed(seed: int, stream: int, block: int) -> int:
+    """The generator seed of one noise block (a 64-bit hash of the three numbers)."""
+    return _splitmix64(_splitmix64(_splitmix64(seed & _M64) ^ (stream & _M64)) ^ (block & _M64))
 
 
 def positional_noise(
@@ -61,31 +60,35 @@ def positional_noise(
         channels: number of noise channels.
         full_size: spatial size of the whole image the noise belongs to.
         region: one slice per spatial dim (step 1) inside ``full_size``; None = the whole image.
-        device: where the noise is computed.
+        device: where the result goes (it is always drawn on the CPU, so every device gets the same values).
         dtype: floating point type of the result.
 
     Returns:
         tensor of shape ``(channels, *region_size)``.
     """
+    nd = len(full_size)
     if region is None:
         region = [slice(0, s) for s in full_size]
-    if len(region) != len(full_size):
-        raise ValueError(f"region has {len(region)} dims, full_size has {len(full_size)}.")
-    # Linear index of every element, built dim by dim: ((c * H + y) * W + x) ...
-    index = torch.arange(channels, device=device, dtype=torch.int64)
+    if len(region) != nd:
+        raise ValueError(f"region has {len(region)} dims, full_size has {nd}.")
+    block = max(1, round(BLOCK_ELEMENTS ** (1 / nd)))
+    bounds = []
     for sl, size in zip(region, full_size):
-        start, stop = sl.start or 0, size if sl.stop is None else sl.stop
-        if start < 0 or stop > size:
-            raise ValueError(f"region {region} lies outside the image of size {list(full_size)}.")
-        coords = torch.arange(start, stop, device=device, dtype=torch.int64)
-        index = index[..., None] * size + coords
-    key = _key(seed, stream).to(device)
-    lo = index & _MASK
-    hi = index >> 32
-    h1 = hash_uint32(hash_uint32(lo ^ key) ^ hi)
-    h2 = hash_uint32(h1 ^ (key * 3 & _MASK) ^ 0x5BD1E995)
-    # 24-bit uniforms in (0, 1), then Box-Muller.
-    u1 = ((h1 >> 8).to(torch.float32) + 0.5) / float(1 << 24)
-    u2 = ((h2 >> 8).to(torch.float32) + 0.5) / float(1 << 24)
-    z = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos(2.0 * math.pi * u2)
-    return z.to(dtype)
+        start, stop = int(sl.start or 0), int(size if sl.stop is None else sl.stop)
+        if start < 0 or stop > size or stop <= start:
+            raise ValueError(f"region {list(region)} lies outside the image of size {list(full_size)}.")
+        bounds.append((start, stop))
+    blocks_per_dim = [math.ceil(s / block) for s in full_size]
+    first = [b[0] // block for b in bounds]
+    last = [(b[1] - 1) // block for b in bounds]
+    tile = torch.empty((channels, *[(lst - fst + 1) * block for fst, lst in zip(first, last)]))
+    gen = torch.Generator()
+    for idx in itertools.product(*[range(f, lst + 1) for f, lst in zip(first, last)]):
+        linear = 0
+        for i, n in zip(idx, blocks_per_dim):
+            linear = linear * n + i
+        gen.manual_seed(block_seed(seed, stream, linear))
+        where = tuple(slice((i - f) * block, (i - f + 1) * block) for i, f in zip(idx, first))
+        tile[(slice(None), *where)] = torch.randn((channels, *(block,) * nd), generator=gen)
+    crop = tuple(slice(b[0] - f * block, b[1] - f * block) for b, f in zip(bounds, first))
+    return tile[(slice(None), *crop)].to(device=device, dtype=dtype)

@@ -66,28 +66,6 @@ def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     return proc
 
 
-def test_train_and_inference_define_the_same_network():
-    train = json.loads((CONFIGS / "train.json").read_text())
-    infer = json.loads((CONFIGS / "inference.json").read_text())
-    shared = [
-        k for k in infer if k in train and k not in ("imports", "initialize", "device", "bundle_root", "ckpt_dir")
-    ]
-    assert "network_def" in shared and "patch_size" in shared
-    for k in shared:
-        assert train[k] == infer[k], f"train.json and inference.json disagree on '{k}'"
-    quick = json.loads((CONFIGS / "quick.json").read_text())
-    assert set(quick) <= set(train), "quick.json may only override ids of train.json"
-
-
-def test_metadata_describes_the_bundle():
-    meta = json.loads((CONFIGS / "metadata.json").read_text())
-    assert meta["version"] in meta["changelog"]
-    out = meta["network_data_format"]["outputs"]["pred"]
-    assert out["num_channels"] == 1 and out["value_range"] == [0, 1]
-    for f in ("LICENSE", "docs/README.md", "configs/logging.conf"):
-        assert (BUNDLE / f).is_file()
-
-
 @pytest.mark.slow
 def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
     data = tmp_path / "data"

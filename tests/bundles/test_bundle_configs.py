@@ -1,0 +1,80 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Checks that every bundle's configuration files agree with each other and describe the bundle."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+
+BUNDLES = sorted(p.name for p in (REPO_ROOT / "bundles").iterdir() if (p / "configs" / "metadata.json").is_file())
+
+
+def test_both_bundles_are_found():
+    assert BUNDLES == ["ct_msgan_3d", "xray_msgan_2d"]
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_train_and_inference_define_the_same_network(bundle):
+    configs = REPO_ROOT / "bundles" / bundle / "configs"
+    train = json.loads((configs / "train.json").read_text())
+    infer = json.loads((configs / "inference.json").read_text())
+    shared = [
+        k for k in infer if k in train and k not in ("imports", "initialize", "device", "bundle_root", "ckpt_dir")
+    ]
+    assert "network_def" in shared and "patch_size" in shared
+    for k in shared:
+        assert train[k] == infer[k], f"train.json and inference.json disagree on '{k}'"
+    quick = json.loads((configs / "quick.json").read_text())
+    assert set(quick) <= set(train), "quick.json may only override ids of train.json"
+    for k in ("bundle_root", "dataset_dir", "ckpt_dir", "device", "train_scale"):
+        assert k in train
+    for k in ("output_size", "num_samples", "seed", "sw_batch_size", "output_dir"):
+        assert k in infer
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_metadata_describes_the_bundle(bundle):
+    root = REPO_ROOT / "bundles" / bundle
+    meta = json.loads((root / "configs" / "metadata.json").read_text())
+    assert meta["version"] in meta["changelog"]
+    out = meta["network_data_format"]["outputs"]["pred"]
+    infer = json.loads((root / "configs" / "inference.json").read_text())
+    assert out["num_channels"] == 1 and out["dtype"] == infer["generation"]["output_dtype"]
+    assert len(out["spatial_shape"]) == infer["spatial_dims"]
+    for f in ("LICENSE", "docs/README.md", "configs/logging.conf"):
+        assert (root / f).is_file()
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_targets_are_full_dotted_paths(bundle):
+    text = "".join(
+        (REPO_ROOT / "bundles" / bundle / "configs" / f).read_text() for f in ("train.json", "inference.json")
+    )
+
+    def targets(node):
+        if isinstance(node, dict):
+            if "_target_" in node:
+                yield node["_target_"]
+            for v in node.values():
+                yield from targets(v)
+        elif isinstance(node, list):
+            for v in node:
+                yield from targets(v)
+
+    for f in ("train.json", "inference.json"):
+        for t in targets(json.loads((REPO_ROOT / "bundles" / bundle / "configs" / f).read_text())):
+            assert t.split(".")[0] in ("monai", "monai_msgan", "torch"), t
+    assert text
