@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import os
-import random
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from monai_msgan.data.datalist import split_validation, unique_names
 from monai_msgan.data.io import write_json
 from monai_msgan.data.xray import _is_dicom, _suffix
 from monai_msgan.utils.atomic import atomic_path, check_writable
@@ -256,23 +256,12 @@ def prepare_cts(
         raise ValueError(f"window must be (low, high) HU with low < high, got {list(window)}.")
     train = find_ct_volumes(inputs, require_ct)
     val = find_ct_volumes(validation, require_ct) if validation else []
-    if not validation and val_fraction > 0 and len(train) > 1:
-        n_val = min(len(train) - 1, max(1, round(val_fraction * len(train))))
-        order = list(range(len(train)))
-        random.Random(seed).shuffle(order)
-        picked = set(order[:n_val])
-        val = [v for i, v in enumerate(train) if i in picked]
-        train = [v for i, v in enumerate(train) if i not in picked]
+    if not validation:
+        train, val = split_validation(train, val_fraction, seed)
     datalist_path = check_writable(output_dir / "datalist.json", overwrite)
-    used: set[str] = set()
-    names = []
-    for vol in [*train, *val]:
-        name, k = vol.name, 1
-        while name in used:
-            name, k = f"{vol.name}_{k}", k + 1
-        used.add(name)
-        names.append(f"images/{name}.nii.gz")
-        check_writable(output_dir / names[-1], overwrite)
+    names = [f"images/{name}.nii.gz" for name in unique_names(v.name for v in [*train, *val])]
+    for rel in names:
+        check_writable(output_dir / rel, overwrite)
     for vol, rel in zip([*train, *val], names):
         std = standardise_ct(vol.image, spacing, window)
         with atomic_path(output_dir / rel) as tmp:

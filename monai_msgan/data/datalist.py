@@ -14,11 +14,42 @@
 from __future__ import annotations
 
 import os
+import random
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from monai_msgan.data.io import read_json
 
-__all__ = ["load_datalist"]
+__all__ = ["load_datalist", "split_validation", "unique_names"]
+
+T = TypeVar("T")
+
+
+def split_validation(items: Sequence[T], val_fraction: float, seed: int = 0) -> tuple[list[T], list[T]]:
+    """Draw ``round(val_fraction * len(items))`` items (at least one, and never all) for validation with ``seed``;
+    the rest, in their order, are for training. With one item or ``val_fraction <= 0`` nothing is drawn."""
+    items = list(items)
+    if val_fraction <= 0 or len(items) < 2:
+        return items, []
+    n_val = min(len(items) - 1, max(1, round(val_fraction * len(items))))
+    order = list(range(len(items)))
+    random.Random(seed).shuffle(order)
+    picked = set(order[:n_val])
+    return [x for i, x in enumerate(items) if i not in picked], [x for i, x in enumerate(items) if i in picked]
+
+
+def unique_names(stems: Iterable[str]) -> list[str]:
+    """The stems, with ``_1``, ``_2``, ... appended to repeats so that every name is unique."""
+    used: set[str] = set()
+    names = []
+    for stem in stems:
+        name, k = stem, 1
+        while name in used:
+            name, k = f"{stem}_{k}", k + 1
+        used.add(name)
+        names.append(name)
+    return names
 
 
 def load_datalist(

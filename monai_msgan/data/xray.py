@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import os
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from monai_msgan.data.datalist import split_validation, unique_names
 from monai_msgan.data.io import radiograph_affine, save_nifti, write_json
 from monai_msgan.utils.atomic import check_writable
 
@@ -245,25 +245,12 @@ def prepare_xrays(
     output_dir = Path(output_dir)
     train_files = find_images(inputs)
     val_files = find_images(validation) if validation else []
-    if not validation and val_fraction > 0 and len(train_files) > 1:
-        n_val = min(len(train_files) - 1, max(1, round(val_fraction * len(train_files))))
-        order = list(range(len(train_files)))
-        random.Random(seed).shuffle(order)
-        picked = set(order[:n_val])
-        val_files = [f for i, f in enumerate(train_files) if i in picked]
-        train_files = [f for i, f in enumerate(train_files) if i not in picked]
+    if not validation:
+        train_files, val_files = split_validation(train_files, val_fraction, seed)
     datalist_path = check_writable(output_dir / "datalist.json", overwrite)
     # Read everything first: a bad file stops the run before anything is written.
     images = {f: read_xray(f) for f in [*train_files, *val_files]}
-    names: dict[Path, str] = {}
-    used: set[str] = set()
-    for f in images:
-        base = _stem(f)
-        name, k = base, 1
-        while name in used:
-            name, k = f"{base}_{k}", k + 1
-        used.add(name)
-        names[f] = f"images/{name}.nii.gz"
+    names = {f: f"images/{name}.nii.gz" for f, name in zip(images, unique_names(_stem(f) for f in images))}
     for f in names:
         check_writable(output_dir / names[f], overwrite)
     for f, image in images.items():

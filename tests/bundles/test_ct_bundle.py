@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -23,11 +22,11 @@ import pytest
 import SimpleITK as sitk
 
 from monai_msgan.data import demo_ct_path
+from tests.bundles.run import ok, run_bundle
 from tests.conftest import REPO_ROOT
 from tests.data.test_ct import write_series
 
 BUNDLE = REPO_ROOT / "bundles" / "ct_msgan_3d"
-CONFIGS = BUNDLE / "configs"
 TINY = [
     "--image_size", "[64,64,64]",
     "--spacing", "[2.0,2.0,2.0]",
@@ -38,27 +37,7 @@ TRAIN = ["--num_iterations", "[2,2]", "--batch_size", "1", "--patches_per_image"
 
 
 def _bundle(run_id: str, configs: list[str], *args: str) -> subprocess.CompletedProcess:
-    config_file = "[" + ",".join(f"'{CONFIGS / c}'" for c in configs) + "]"
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        run_id,
-        "--config_file",
-        config_file,
-        "--bundle_root",
-        str(BUNDLE),
-    ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run([*cmd, *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
-
-
-def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
-    )
-    return proc
+    return run_bundle(BUNDLE, run_id, configs, *args)
 
 
 @pytest.mark.slow
@@ -67,7 +46,7 @@ def test_dicom_and_nifti_to_generated_ct(tmp_path):
     write_series(ct[176:336, 176:336, 30:70], tmp_path / "dicom")  # a real DICOM series of the demo CT
     sitk.WriteImage(sitk.DICOMOrient(ct[160:352, 160:352, 60:100], "LPI"), str(tmp_path / "other.nii.gz"))
     data = tmp_path / "data"
-    _ok(subprocess.run(
+    ok(subprocess.run(
         [sys.executable, str(REPO_ROOT / "data_scripts" / "prepare_ct.py"), "--input", str(tmp_path / "dicom"),
          str(tmp_path / "other.nii.gz"), "--output", str(data), "--spacing", "2", "2", "2", "--val-fraction", "0"],
         capture_output=True, text=True,
@@ -75,14 +54,14 @@ def test_dicom_and_nifti_to_generated_ct(tmp_path):
     assert len(json.loads((data / "datalist.json").read_text())["training"]) == 2
 
     ckpt = tmp_path / "models"
-    _ok(_bundle("training", ["train.json", "quick.json"], "--dataset_dir", str(data), "--ckpt_dir", str(ckpt),
+    ok(_bundle("training", ["train.json", "quick.json"], "--dataset_dir", str(data), "--ckpt_dir", str(ckpt),
                 "--log_dir", str(tmp_path / "logs"), *TINY, *TRAIN))  # fmt: skip
     assert (ckpt / "scale_0" / "generator.pt").is_file() and (ckpt / "scale_1" / "generator.pt").is_file()
 
     outputs = {}
     for mode in ("memory", "disk"):
         out = tmp_path / mode
-        _ok(_bundle("inference", ["inference.json", "quick.json"], "--ckpt_dir", str(ckpt), "--output_dir", str(out),
+        ok(_bundle("inference", ["inference.json", "quick.json"], "--ckpt_dir", str(ckpt), "--output_dir", str(out),
                     *TINY, "--output_size", "[64,64,96]", "--output_buffer", mode, "--seed", "3"))  # fmt: skip
         assert json.loads((out / "cts.json").read_text())["output_buffer"] == mode
         outputs[mode] = out / "ct_000.nii.gz"

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -22,10 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.bundles.run import ok, run_bundle
 from tests.conftest import REPO_ROOT
 
 BUNDLE = REPO_ROOT / "bundles" / "xray_msgan_2d"
-CONFIGS = BUNDLE / "configs"
 # The quick configuration, shrunk further so the whole loop runs in seconds on 2 CPU cores.
 TINY = [
     "--image_size",
@@ -42,35 +41,14 @@ TINY = [
 
 
 def _bundle(run_id: str, configs: list[str], *args: str) -> subprocess.CompletedProcess:
-    config_file = "[" + ",".join(f"'{CONFIGS / c}'" for c in configs) + "]"
-    cmd = [
-        sys.executable,
-        "-m",
-        "monai.bundle",
-        "run",
-        run_id,
-        "--config_file",
-        config_file,
-        "--bundle_root",
-        str(BUNDLE),
-        *args,
-    ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": ""}
-    return subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
-
-
-def _ok(proc: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
-    assert proc.returncode == 0, (
-        f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
-    )
-    return proc
+    return run_bundle(BUNDLE, run_id, configs, *args)
 
 
 @pytest.mark.slow
 def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
     data = tmp_path / "data"
     inputs = [str(p) for p in [*demo_raw["radiograph"], *demo_raw["drrs"][:2]]]
-    _ok(
+    ok(
         subprocess.run(
             [
                 sys.executable,
@@ -88,7 +66,7 @@ def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
     )
     ckpt, logs, out = tmp_path / "models", tmp_path / "logs", tmp_path / "outputs"
     train_args = ["--dataset_dir", str(data), "--ckpt_dir", str(ckpt), "--log_dir", str(logs), *TINY]
-    proc = _ok(_bundle("training", ["train.json", "quick.json"], *train_args))
+    proc = ok(_bundle("training", ["train.json", "quick.json"], *train_args))
     for s in range(3):
         assert (ckpt / f"scale_{s}" / "generator.pt").is_file() and (ckpt / f"scale_{s}" / "checkpoint.pt").is_file()
         assert f"scale {s}: trained generator" in proc.stdout
@@ -96,12 +74,12 @@ def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
 
     # one scale alone (as a parallel worker would run it): already trained, so nothing is repeated
     before = (ckpt / "scale_1" / "generator.pt").stat().st_mtime_ns
-    _ok(_bundle("training", ["train.json", "quick.json"], *train_args, "--train_scale", "1"))
+    ok(_bundle("training", ["train.json", "quick.json"], *train_args, "--train_scale", "1"))
     assert (ckpt / "scale_1" / "generator.pt").stat().st_mtime_ns >= before
 
     infer_args = ["--ckpt_dir", str(ckpt), "--output_dir", str(out), *TINY[:6]]
     # larger than the training size (256): the model is fully convolutional
-    proc = _ok(
+    proc = ok(
         _bundle(
             "inference",
             ["inference.json", "quick.json"],
@@ -134,7 +112,7 @@ def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
         "inference", ["inference.json", "quick.json"], *infer_args, "--output_size", "[512,384]", "--seed", "5"
     )
     assert proc.returncode != 0 and "already exists; refusing to overwrite" in proc.stderr
-    _ok(
+    ok(
         _bundle(
             "inference",
             ["inference.json", "quick.json"],
