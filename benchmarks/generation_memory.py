@@ -85,8 +85,7 @@ def run_size(size: int, args, ckpt_dir: Path, out_dir: Path) -> dict:
         "--output_size", "[" + ",".join([str(size)] * args.spatial_dims) + "]",
         "--sw_batch_size", str(args.sw_batch_size),
     ]  # fmt: skip
-    if args.spatial_dims == 3:
-        cmd += ["--output_buffer", args.output_buffer]
+    cmd += ["--output_buffer", args.output_buffer]
     if args.overlap is not None:
         cmd += ["--overlap", str(args.overlap)]
     if args.device:
@@ -111,7 +110,12 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", choices=BUNDLES, default=BUNDLES[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[1024, 2048, 4096], help="side of the square/cube")
-    p.add_argument("--output_buffer", choices=["auto", "memory", "disk"], default="auto", help="3D bundle only")
+    p.add_argument(
+        "--output_buffer",
+        choices=["auto", "memory", "disk"],
+        default="auto",
+        help="where the finest scale is assembled",
+    )
     p.add_argument("--quick", action="store_true", help="layer quick.json (the demo model)")
     p.add_argument("--ckpt_dir", default=None, help="trained checkpoints (default: freshly initialised)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: the bundle's choice)")

@@ -61,6 +61,10 @@ class MultiScaleSynthesizer:
         progress: show a progress bar per scale.
         batch_invariant: run the windows of a batch through the network one at a time (bit-identical results for
             any ``sw_batch_size``; on CPU this is also faster). False = one batched forward pass.
+        base_window: the size the base was trained at. A larger base (an output larger than the training size) is
+            then generated in overlapping windows of this size, blended like the patch scales, so that its memory
+            stays that of the training size and each window sees the image statistics it was trained on.
+            None = always generate the base in one pass.
     """
 
     def __init__(
@@ -76,6 +80,7 @@ class MultiScaleSynthesizer:
         amp_dtype: str | None = None,
         progress: bool = False,
         batch_invariant: bool = True,
+        base_window: Sequence[int] | int | None = None,
     ) -> None:
         self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.generator = generator.to(self.device).eval()
@@ -89,6 +94,11 @@ class MultiScaleSynthesizer:
         self.amp_dtype = resolve_amp_dtype(amp_dtype, self.device)
         self.progress = progress
         self.batch_invariant = batch_invariant
+        self.base_window = (
+            None
+            if base_window is None
+            else ensure_size(ensure_tuple_rep(base_window, self.spatial_dims), self.spatial_dims, "base_window")
+        )
         self.logger = logging.getLogger(__name__)
 
     @property
@@ -157,24 +167,42 @@ class MultiScaleSynthesizer:
         if last == 0:
             sink(image, 0)
             return
-        for s in range(1, last):
-            inputs = upsample(image)
-            if cond_levels[s] is not None:
-                inputs = torch.cat([inputs, cond_levels[s]], dim=0)
-            image = self._patch_scale(s, inputs, seed, sizes[s])
-            del inputs
-        net = self.generator.scale(last)
-        cond = cond_levels[last]
+        for s in range(1, last):  # coarser scales: assembled the same way, into memory
+            image = self._assemble(s, image, cond_levels[s], seed, sizes[s])
+        self._assemble(last, image, cond_levels[last], seed, sizes[last], sink)
+
+    def _assemble(
+        self,
+        scale: int,
+        coarse: torch.Tensor,
+        cond: torch.Tensor | None,
+        seed: int,
+        size: tuple[int, ...],
+        sink: Callable[[torch.Tensor, int], None] | None = None,
+    ) -> torch.Tensor | None:
+        """Scale ``scale`` from the coarser image, window by window (never upsampling the whole coarse image):
+        into ``sink`` slab by slab, or, without a sink, into a tensor that is returned."""
+        net = self.generator.scale(scale)
+        channels = int(getattr(net, "out_channels", 1))
 
         def predict(windows: list) -> torch.Tensor:
-            coarse = torch.stack([upsampled_window(image, w) for w in windows])
+            up = None if coarse is None else torch.stack([upsampled_window(coarse, w) for w in windows])
             cond_w = None if cond is None else torch.stack([cond[(slice(None), *w)] for w in windows])
-            return self._run(net, last, seed, sizes[last], coarse, cond_w, windows)
+            return self._run(net, scale, seed, size, up, cond_w, windows)
 
+        out = None
+        if sink is None:
+            out = torch.empty((channels, *size))
+
+            def sink(slab: torch.Tensor, start: int) -> None:
+                out[..., start : start + slab.shape[-1]] = slab
+
+        roi = self.patch_size if scale > 0 else self.base_window
         stream_windows(
-            sizes[last], self.patch_size, self.overlap, predict, sink, int(getattr(net, "out_channels", 1)),
+            size, roi, self.overlap, predict, sink, channels,
             mode=self.mode, sigma_scale=self.sigma_scale, sw_batch_size=self.sw_batch_size,
         )  # fmt: skip
+        return out
 
     def _prepare(self, output_size, condition) -> tuple[list[tuple[int, ...]], list[torch.Tensor | None]]:
         sizes = self.scale_sizes(output_size)
@@ -188,6 +216,10 @@ class MultiScaleSynthesizer:
 
     def _base(self, seed: int, size: tuple[int, ...], condition: torch.Tensor | None) -> torch.Tensor:
         base = self.generator.base
+        if self.base_window is not None and any(s > w for s, w in zip(size, self.base_window)):
+            if any(s < w for s, w in zip(size, self.base_window)):
+                raise ValueError(f"base size {list(size)} must be at least base_window {list(self.base_window)}.")
+            return self._assemble(0, None, condition, seed, size)
         noise = self._noise(base, seed, 0, size)
         cond = None if condition is None else condition[None].to(self.device)
         with self._autocast():
@@ -200,8 +232,10 @@ class MultiScaleSynthesizer:
         return positional_noise(seed, scale, channels, size, region=region, device=self.device)
 
     def _run(self, net, scale, seed, size, coarse, cond, regions) -> torch.Tensor:
-        """Run ``net`` on a batch of windows (moved to the device) with their positional noise; CPU float32 out."""
-        coarse = coarse.to(self.device)
+        """Run ``net`` on a batch of windows (moved to the device) with their positional noise; CPU float32 out.
+        ``coarse`` is None for the base."""
+        n = len(regions)
+        coarse = None if coarse is None else coarse.to(self.device)
         cond = None if cond is None else cond.to(self.device)
         noise = None
         if getattr(net, "noise_channels", 0):
@@ -212,13 +246,13 @@ class MultiScaleSynthesizer:
             return torch.cat(
                 [
                     net(
-                        coarse[i : i + 1],
+                        None if coarse is None else coarse[i : i + 1],
                         None if cond is None else cond[i : i + 1],
                         None if noise is None else noise[i : i + 1],
                     )
                     .float()
                     .cpu()
-                    for i in range(coarse.shape[0])
+                    for i in range(n)
                 ]
             )
 
