@@ -107,6 +107,8 @@ class SampleGeneration:
         output_dtype: NIfTI data type (``"float32"``, ``"int16"``, ``"uint16"``, ...); integers are rounded.
         prefix: file name prefix.
         preview_size: largest side of the PNG preview.
+        preview_range: output intensities mapped to black and white in the preview (e.g. a CT display window);
+            None = ``output_range``.
         overwrite: replace existing outputs.
         output_buffer: ``"auto"``, ``"memory"`` or ``"disk"`` (see above).
     """
@@ -125,6 +127,7 @@ class SampleGeneration:
         preview_size: int = 2048,
         overwrite: bool = False,
         output_buffer: str = "auto",
+        preview_range: Sequence[float] | None = None,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
@@ -141,6 +144,7 @@ class SampleGeneration:
         self.output_dtype = np.dtype(output_dtype)
         self.prefix = prefix
         self.preview_size = preview_size
+        self.preview_range = self.output_range if preview_range is None else tuple(float(v) for v in preview_range)
         self.overwrite = overwrite
         out_channels = int(getattr(synthesizer.generator.base, "out_channels", 1))
         self.output_buffer = choose_output_buffer(output_buffer, self.output_size, out_channels)
@@ -193,7 +197,7 @@ class SampleGeneration:
                 save_nifti(image[0], self.affine, nii, overwrite=self.overwrite, dtype=self.output_dtype)
                 planes = mid_planes(image)
                 del image
-            save_png_preview(None, png, self.output_range, self.preview_size, self.overwrite, planes=planes)
+            save_png_preview(None, png, self.preview_range, self.preview_size, self.overwrite, planes=planes)
             seconds = time.perf_counter() - t0
             records.append({"seed": seed, "nifti": nii.name, "png": png.name, "seconds": round(seconds, 3)})
             print(
