@@ -1,0 +1,30 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Metrics for generated images: SWD, seam visibility, paired fidelity, diversity, feature distances."""
+
+from __future__ import annotations
+
+from monai_msgan.metrics.features import FeatureDistances
+from monai_msgan.metrics.seams import grid_lines, seam_score
+from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
+from monai_msgan.metrics.swd import SlicedWassersteinDistance, laplacian_pyramid, sliced_wasserstein
+
+__all__ = [
+    "FeatureDistances",
+    "SlicedWassersteinDistance",
+    "grid_lines",
+    "laplacian_pyramid",
+    "paired_fidelity",
+    "pairwise_diversity",
+    "seam_score",
+    "sliced_wasserstein",
+]
