@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from monai_msgan.metrics.evaluation import GenerationEvaluation
 from monai_msgan.metrics.features import FeatureDistances
 from monai_msgan.metrics.seams import grid_lines, seam_score
 from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
@@ -20,6 +21,7 @@ from monai_msgan.metrics.swd import SlicedWassersteinDistance, laplacian_pyramid
 
 __all__ = [
     "FeatureDistances",
+    "GenerationEvaluation",
     "SlicedWassersteinDistance",
     "grid_lines",
     "laplacian_pyramid",

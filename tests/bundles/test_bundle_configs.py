@@ -78,3 +78,13 @@ def test_targets_are_full_dotted_paths(bundle):
         for t in targets(json.loads((REPO_ROOT / "bundles" / bundle / "configs" / f).read_text())):
             assert t.split(".")[0] in ("monai", "monai_msgan", "torch"), t
     assert text
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_evaluate_uses_the_training_preprocessing(bundle):
+    configs = REPO_ROOT / "bundles" / bundle / "configs"
+    train = json.loads((configs / "train.json").read_text())
+    evaluate = json.loads((configs / "evaluate.json").read_text())
+    assert evaluate["preprocessing"] == train["preprocessing"]
+    assert evaluate["dataset_dir"] == train["dataset_dir"]
+    assert evaluate["evaluation"]["_target_"] == "monai_msgan.metrics.GenerationEvaluation"
