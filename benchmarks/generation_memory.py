@@ -37,7 +37,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLES = ("xray_msgan_2d", "ct_msgan_3d")
-BUNDLE = REPO / "bundles" / BUNDLES[0]  # set from --bundle
 
 CHILD = r"""
 import json, resource, runpy, sys, time
@@ -55,23 +54,23 @@ print("BENCH " + json.dumps({"seconds": time.perf_counter() - t0,
 """
 
 
-def config_files(quick: bool, name: str) -> list[str]:
-    return [str(BUNDLE / "configs" / name)] + ([str(BUNDLE / "configs" / "quick.json")] if quick else [])
+def config_files(bundle: Path, quick: bool, name: str) -> list[str]:
+    return [str(bundle / "configs" / name)] + ([str(bundle / "configs" / "quick.json")] if quick else [])
 
 
-def config_arg(quick: bool, name: str) -> str:
-    return "[" + ",".join(f"'{f}'" for f in config_files(quick, name)) + "]"
+def config_arg(bundle: Path, quick: bool, name: str) -> str:
+    return "[" + ",".join(f"'{f}'" for f in config_files(bundle, quick, name)) + "]"
 
 
-def init_checkpoints(quick: bool, ckpt_dir: Path) -> None:
+def init_checkpoints(bundle: Path, quick: bool, ckpt_dir: Path) -> None:
     """Save freshly initialised generators of the configuration (weights do not change memory or time)."""
     from monai.bundle import ConfigParser
 
     from monai_msgan.utils import generator_path, save_weights
 
     parser = ConfigParser()
-    parser.read_config(config_files(quick, "inference.json"))
-    parser["bundle_root"] = str(BUNDLE)
+    parser.read_config(config_files(bundle, quick, "inference.json"))
+    parser["bundle_root"] = str(bundle)
     model = parser.get_parsed_content("network_def")
     for s in range(model.num_scales):
         save_weights(model.scale(s).state_dict(), generator_path(ckpt_dir, s))
@@ -80,7 +79,8 @@ def init_checkpoints(quick: bool, ckpt_dir: Path) -> None:
 def run_size(size: int, args, ckpt_dir: Path, out_dir: Path) -> dict:
     cmd = [
         sys.executable, "-c", CHILD, "run", "inference",
-        "--config_file", config_arg(args.quick, "inference.json"), "--bundle_root", str(BUNDLE),
+        "--config_file", config_arg(args.bundle_dir, args.quick, "inference.json"),
+        "--bundle_root", str(args.bundle_dir),
         "--ckpt_dir", str(ckpt_dir), "--output_dir", str(out_dir / str(size)),
         "--output_size", "[" + ",".join([str(size)] * args.spatial_dims) + "]",
         "--sw_batch_size", str(args.sw_batch_size),
@@ -123,8 +123,7 @@ def main() -> int:
     p.add_argument("--overlap", type=float, default=None, help="window overlap (default: the bundle's)")
     p.add_argument("--output", default=None, help="JSON file (default: benchmarks/results/<bundle>_memory.json)")
     args = p.parse_args()
-    global BUNDLE
-    BUNDLE = REPO / "bundles" / args.bundle
+    args.bundle_dir = REPO / "bundles" / args.bundle
     args.spatial_dims = 3 if args.bundle == "ct_msgan_3d" else 2
     args.output = args.output or str(REPO / "benchmarks" / "results" / f"{args.bundle}_memory.json")
 
@@ -134,7 +133,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = Path(args.ckpt_dir) if args.ckpt_dir else Path(tmp) / "models"
         if not args.ckpt_dir:
-            init_checkpoints(args.quick, ckpt)
+            init_checkpoints(args.bundle_dir, args.quick, ckpt)
         rows = [run_size(s, args, ckpt, Path(tmp) / "out") for s in args.sizes]
     for a, b in zip(rows, rows[1:]):
         b["rss_bytes_per_added_pixel"] = (b["peak_rss_bytes"] - a["peak_rss_bytes"]) / (b["pixels"] - a["pixels"])

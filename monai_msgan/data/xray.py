@@ -253,12 +253,14 @@ def prepare_xrays(
     names = {f: f"images/{name}.nii.gz" for f, name in zip(images, unique_names(_stem(f) for f in images))}
     for f in names:
         check_writable(output_dir / names[f], overwrite)
-    for f, image in images.items():
+    normalised = {}
+    for f, image in images.items():  # a constant image stops the run here, before anything is written
         try:
-            pixels = normalise_intensity(image.pixels, lower_percentile, upper_percentile)
+            normalised[f] = normalise_intensity(image.pixels, lower_percentile, upper_percentile)
         except ValueError as e:
             raise ValueError(f"{f}: {e}") from e
-        write_radiograph(pixels, image.spacing, output_dir / names[f], overwrite=overwrite)
+    for f, pixels in normalised.items():
+        write_radiograph(pixels, images[f].spacing, output_dir / names[f], overwrite=overwrite)
     datalist = {
         "training": [{"image": names[f]} for f in train_files],
         "validation": [{"image": names[f]} for f in val_files],

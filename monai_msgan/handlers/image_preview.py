@@ -16,19 +16,15 @@ from __future__ import annotations
 import torch
 from ignite.engine import Engine, Events
 
+from monai_msgan.data.io import mid_planes
+
 __all__ = ["GanImagePreview", "preview_slice"]
 
 
 def preview_slice(x: torch.Tensor) -> torch.Tensor:
-    """First channel of a ``(C, *spatial)`` image as a 2D ``(rows, columns)`` tensor for display.
-
-    Images are stored MONAI/NIfTI style, first spatial axis = columns (x), second = rows (y), so the plane is
-    transposed; 3D images show the middle slice of the last axis.
-    """
-    img = x[0]
-    while img.ndim > 2:
-        img = img[..., img.shape[-1] // 2]
-    return img.transpose(0, 1)
+    """First channel of a ``(C, *spatial)`` image as a 2D ``(rows, columns)`` tensor for display: a 2D image itself,
+    the middle axial slice of a 3D one (the first plane of :func:`~monai_msgan.data.io.mid_planes`)."""
+    return mid_planes(x)[0].transpose(0, 1)
 
 
 class GanImagePreview:

@@ -20,6 +20,7 @@ so an output of any size can be written with bounded memory.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 
@@ -92,11 +93,8 @@ def stream_windows(
         sink(acc[..., :n] / wsum[..., :n], lo)
         acc, wsum, lo = acc[..., n:].clone(), wsum[..., n:].clone(), upto
 
-    i = 0
-    while i < len(windows):
-        start = windows[i][-1].start
-        group = [w for w in windows[i:] if w[-1].start == start]
-        i += len(group)
+    for start, group in itertools.groupby(windows, key=lambda w: w[-1].start):
+        group = list(group)
         flush(start)  # nothing later starts below `start`
         need = start + depth - lo - acc.shape[-1]
         if need > 0:

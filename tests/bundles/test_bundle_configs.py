@@ -60,9 +60,6 @@ def test_metadata_describes_the_bundle(bundle):
 
 @pytest.mark.parametrize("bundle", BUNDLES)
 def test_targets_are_full_dotted_paths(bundle):
-    text = "".join(
-        (REPO_ROOT / "bundles" / bundle / "configs" / f).read_text() for f in ("train.json", "inference.json")
-    )
 
     def targets(node):
         if isinstance(node, dict):
@@ -77,7 +74,6 @@ def test_targets_are_full_dotted_paths(bundle):
     for f in ("train.json", "inference.json"):
         for t in targets(json.loads((REPO_ROOT / "bundles" / bundle / "configs" / f).read_text())):
             assert t.split(".")[0] in ("monai", "monai_msgan", "torch"), t
-    assert text
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
