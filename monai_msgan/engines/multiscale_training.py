@@ -97,6 +97,9 @@ class MultiScaleTraining:
         cache_rate: fraction of preprocessed images kept in memory.
         num_workers: data loader workers.
         progress: show a progress bar; None = only when the output is a terminal.
+        base_patch_size: None = the base learns whole images (the method); a size = the base learns random patches
+            of that size, ``patches_per_image`` per image (a patch-wise base such as the single-scale patch GAN
+            baseline, :class:`~monai_msgan.networks.PatchGenerator` with ``coarse_input=False``).
     """
 
     def __init__(
@@ -130,6 +133,7 @@ class MultiScaleTraining:
         cache_rate: float = 1.0,
         num_workers: int = 0,
         progress: bool | None = None,
+        base_patch_size: Sequence[int] | int | None = None,
     ) -> None:
         self.generator = generator
         n = generator.num_scales
@@ -144,6 +148,7 @@ class MultiScaleTraining:
         self.train_files = list(train_files)
         self.preprocessing = preprocessing
         self.patch_size = patch_size
+        self.base_patch_size = base_patch_size
         self.ckpt_dir = Path(ckpt_dir)
         self.log_dir = None if log_dir is None else Path(log_dir)
         self.device = torch.device(device)
@@ -186,6 +191,8 @@ class MultiScaleTraining:
         ]
         if scale > 0:
             steps.append(RandScalePatchd(keys, self.patch_size, num_samples=self.patches_per_image))
+        elif self.base_patch_size is not None:
+            steps.append(RandScalePatchd(keys, self.base_patch_size, num_samples=self.patches_per_image))
         # flatten: CacheDataset stops caching at a nested Compose (MONAI treats a Compose as randomizable)
         dataset = CacheDataset(
             self.train_files, Compose(steps).flatten(), cache_rate=self.cache_rate, num_workers=None, progress=False

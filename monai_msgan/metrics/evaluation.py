@@ -24,7 +24,7 @@ import torch
 import monai_msgan
 from monai_msgan.data.io import mid_planes, montage, save_png_preview, write_json
 from monai_msgan.metrics.seams import grid_lines, seam_score
-from monai_msgan.metrics.similarity import pairwise_diversity
+from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
 from monai_msgan.metrics.swd import SlicedWassersteinDistance
 from monai_msgan.synthesis.synthesizer import MultiScaleSynthesizer
 from monai_msgan.utils.atomic import check_writable
@@ -37,12 +37,18 @@ def _to_unit(x: torch.Tensor) -> torch.Tensor:
 
 
 class GenerationEvaluation:
-    """Generates ``num_samples`` images at the size of the real ones and compares them with the held-out set.
+    """Generates images at the size of the held-out real ones and compares them with the held-out set.
+
+    Unconditional models make ``num_samples`` images. Conditional (translation) models, with ``condition_key``
+    set, make ``num_samples`` images from the condition of every held-out image (the preprocessing derives it, e.g.
+    :class:`~monai_msgan.transforms.EdgeMapd`), and each is also compared with its own real image.
 
     Writes ``output_dir/metrics.json`` with: SWD per Laplacian level (real vs generated, ×10³ as usually reported),
     the seam score of the generated images on the finest scale's window grid and, for reference, of the real images
-    on the same grid, and the pairwise diversity of the samples. ``output_dir/panel.png`` shows a real image, two
-    samples, and a 4× zoom of a generated image around the window-grid crossing nearest its centre.
+    on the same grid, the pairwise diversity of samples (of the same condition, for conditional models; omitted with
+    one sample), and for conditional models the paired fidelity (SSIM, PSNR, MAE in ``[0, 1]`` intensity units).
+    ``output_dir/panel.png`` shows the condition (conditional models), a real image, one or two samples, and a 4×
+    zoom of a generated image around the window-grid crossing nearest its centre.
 
     Args:
         synthesizer: trained synthesizer.
@@ -54,6 +60,7 @@ class GenerationEvaluation:
         image_key: datalist key of the image.
         swd_levels: Laplacian levels (reduced for small images).
         overwrite: replace existing results.
+        condition_key: key of the condition the preprocessing makes (conditional models), or None.
     """
 
     def __init__(
@@ -67,11 +74,15 @@ class GenerationEvaluation:
         image_key: str = "image",
         swd_levels: int = 4,
         overwrite: bool = False,
+        condition_key: str | None = None,
     ) -> None:
         if len(real_files) == 0:
             raise ValueError("no held-out images to evaluate against (the datalist's 'validation' list is empty).")
-        if num_samples < 2:
-            raise ValueError("num_samples must be at least 2 (diversity compares pairs).")
+        if num_samples < (1 if condition_key else 2):
+            raise ValueError(
+                f"num_samples must be at least {1 if condition_key else 2} (unconditional diversity compares pairs)."
+            )
+        self.condition_key = condition_key
         self.synthesizer = synthesizer
         self.real_files = list(real_files)
         self.preprocessing = preprocessing
@@ -82,38 +93,81 @@ class GenerationEvaluation:
         self.swd_levels = swd_levels
         self.overwrite = overwrite
 
+    def _load(self) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
+        reals, conds = [], []
+        for f in self.real_files:
+            item = self.preprocessing(f)
+            reals.append(_to_unit(torch.as_tensor(item[self.image_key])))
+            if self.condition_key is not None:
+                if self.condition_key not in item:
+                    raise ValueError(f"the preprocessing of {f} made no condition '{self.condition_key}'.")
+                conds.append(torch.as_tensor(item[self.condition_key], dtype=torch.float32))
+        sizes = {tuple(r.shape) for r in reals}
+        if len(sizes) > 1:
+            raise ValueError(f"held-out images must share one size after preprocessing, got {sorted(sizes)}.")
+        return torch.stack(reals), (conds if self.condition_key is not None else None)
+
+    def _describe_synthesis(self) -> dict:
+        syn = self.synthesizer
+        return {
+            "num_scales": syn.num_scales,
+            "generated_scales": getattr(syn, "generated_scales", syn.num_scales),
+            "patch_size": list(syn.patch_size),
+            "overlap": syn.overlap,
+            "base_window": None if syn.base_window is None else list(syn.base_window),
+        }
+
     def run(self) -> dict:
         metrics_path = check_writable(self.output_dir / "metrics.json", self.overwrite)
         panel_path = check_writable(self.output_dir / "panel.png", self.overwrite)
-        real = torch.stack([_to_unit(torch.as_tensor(self.preprocessing(f)[self.image_key])) for f in self.real_files])
+        real, conds = self._load()
         size = tuple(real.shape[2:])
+        seeds = [self.seed + i for i in range(self.num_samples)]
         t0 = time.perf_counter()
-        fake = torch.stack([_to_unit(self.synthesizer(size, seed=self.seed + i)) for i in range(self.num_samples)])
+        if conds is None:
+            groups = [torch.stack([_to_unit(self.synthesizer(size, seed=s)) for s in seeds])]
+        else:  # one group of samples per held-out condition
+            groups = [
+                torch.stack([_to_unit(self.synthesizer(size, seed=s, condition=c)) for s in seeds]) for c in conds
+            ]
+        fake = torch.cat(groups)
         seconds = time.perf_counter() - t0
         levels = max(1, min(self.swd_levels, int(math.log2(min(size) / 16)) + 1))
         swd = SlicedWassersteinDistance(levels=levels)(real, fake)
         patch, overlap = self.synthesizer.patch_size, self.synthesizer.overlap
         result = {
             "evaluator": f"monai-msgan {monai_msgan.__version__}",
+            "conditional": conds is not None,
             "num_real": len(self.real_files),
-            "num_generated": self.num_samples,
+            "num_generated": len(fake),
             "image_size": list(size),
+            "synthesis": self._describe_synthesis(),
             "swd_x1e3_per_level": [round(v * 1e3, 3) for v in swd],
             "swd_x1e3_mean": round(sum(swd) / len(swd) * 1e3, 3),
             "seam_score_generated": round(sum(seam_score(f, patch, overlap) for f in fake) / len(fake), 4),
             "seam_score_real": round(sum(seam_score(r, patch, overlap) for r in real) / len(real), 4),
-            "diversity": pairwise_diversity(fake),
-            "generation_seconds_per_sample": round(seconds / self.num_samples, 3),
-            "seeds": [self.seed + i for i in range(self.num_samples)],
         }
+        if conds is not None:
+            paired = real.repeat_interleave(self.num_samples, dim=0)
+            result["paired_fidelity"] = {k: round(v, 4) for k, v in paired_fidelity(fake, paired).items()}
+        if self.num_samples >= 2:
+            div = [pairwise_diversity(g) for g in groups]
+            result["diversity"] = {
+                "metric": div[0]["metric"],
+                "mean": sum(d["mean"] for d in div) / len(div),
+                "pairs": sum(d["pairs"] for d in div),
+            }
+        result["generation_seconds_per_sample"] = round(seconds / len(fake), 3)
+        result["seeds"] = seeds
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_json(result, metrics_path)
-        self._panel(real[0], fake, panel_path)
+        self._panel(real[0], groups[0], panel_path, None if conds is None else conds[0])
         print(f"metrics: {metrics_path}\npanel: {panel_path}", flush=True)
         return result
 
-    def _panel(self, real: torch.Tensor, fake: torch.Tensor, path: Path) -> None:
-        planes = [montage(mid_planes(real), 512), montage(mid_planes(fake[0]), 512), montage(mid_planes(fake[1]), 512)]
+    def _panel(self, real: torch.Tensor, fake: torch.Tensor, path: Path, condition: torch.Tensor | None) -> None:
+        shown = ([] if condition is None else [condition[:1].clamp(0, 1)]) + [real, *fake[:2]]
+        planes = [montage(mid_planes(x), 512) for x in shown]
         # zoom on the window-grid crossing nearest the centre of the first generated image (its first plane)
         plane = mid_planes(fake[0])[0]
         lines = grid_lines(tuple(plane.shape), self.synthesizer.patch_size[:2], self.synthesizer.overlap)

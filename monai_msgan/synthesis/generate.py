@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +111,12 @@ class SampleGeneration:
             None = ``output_range``.
         overwrite: replace existing outputs.
         output_buffer: ``"auto"``, ``"memory"`` or ``"disk"`` (see above).
+        condition_files: translation models: datalist entries whose conditions (sketches, edge maps, label maps)
+            drive the samples; ``num_samples`` samples (seeds ``seed, seed + 1, ...``) are made from each, numbered
+            in order. None = unconditional samples.
+        condition_preprocessing: loads an entry of ``condition_files`` and returns a dict holding its
+            ``condition_key`` at the output size (e.g. the training preprocessing, with ``EdgeMapd``).
+        condition_key: the condition's key.
     """
 
     def __init__(
@@ -128,6 +134,9 @@ class SampleGeneration:
         overwrite: bool = False,
         output_buffer: str = "auto",
         preview_range: Sequence[float] | None = None,
+        condition_files: Sequence[dict] | None = None,
+        condition_preprocessing: Callable | None = None,
+        condition_key: str = "condition",
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
@@ -138,7 +147,16 @@ class SampleGeneration:
         self.affine = np.asarray(affine, dtype=np.float64)
         if self.affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got shape {self.affine.shape}.")
-        self.num_samples = int(num_samples)
+        self.samples_per_condition = int(num_samples)
+        self.condition_files = None if condition_files is None else list(condition_files)
+        if self.condition_files is not None:
+            if not self.condition_files:
+                raise ValueError("condition_files is empty: no conditions to translate.")
+            if condition_preprocessing is None:
+                raise ValueError("condition_files needs condition_preprocessing to load them.")
+        self.condition_preprocessing = condition_preprocessing
+        self.condition_key = condition_key
+        self.num_samples = self.samples_per_condition * (1 if condition_files is None else len(self.condition_files))
         self.seed = int(seed)
         self.output_range = (float(output_range[0]), float(output_range[1]))
         self.output_dtype = np.dtype(output_dtype)
@@ -166,7 +184,23 @@ class SampleGeneration:
             image.round_()
         return image
 
-    def _stream_to(self, path: Path, seed: int) -> list[torch.Tensor]:
+    def _condition(self, index: int) -> torch.Tensor | None:
+        """The condition of condition file ``index`` at the output size."""
+        if self.condition_files is None:
+            return None
+        entry = self.condition_files[index]
+        item = self.condition_preprocessing(entry)
+        if not isinstance(item, Mapping) or self.condition_key not in item:
+            raise ValueError(f"the condition preprocessing of {entry} made no '{self.condition_key}'.")
+        cond = torch.as_tensor(item[self.condition_key], dtype=torch.float32)
+        if tuple(cond.shape[1:]) != tuple(self.output_size):
+            raise ValueError(
+                f"the condition of {entry} has size {list(cond.shape[1:])}, but output_size is "
+                f"{list(self.output_size)}; resize it in the preprocessing or set output_size to match."
+            )
+        return cond
+
+    def _stream_to(self, path: Path, seed: int, condition: torch.Tensor | None = None) -> list[torch.Tensor]:
         collector = _PlaneCollector(self.output_size)
         with NiftiStreamWriter(path, self.output_size, self.affine, self.output_dtype, self.overwrite) as writer:
 
@@ -175,7 +209,7 @@ class SampleGeneration:
                 writer.write(slab[0])
                 collector.add(slab, start)
 
-            self.synthesizer.stream(self.output_size, sink, seed=seed)
+            self.synthesizer.stream(self.output_size, sink, seed=seed, condition=condition)
         return collector.planes()
 
     def run(self) -> list[Path]:
@@ -186,20 +220,27 @@ class SampleGeneration:
         check_writable(self.record_path, self.overwrite)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         records = []
+        condition = None
         for i in range(self.num_samples):
-            seed = self.seed + i
+            source, k = divmod(i, self.samples_per_condition)
+            seed = self.seed + k
+            if k == 0:
+                condition = self._condition(source)
             nii, png = self.paths(i)
             t0 = time.perf_counter()
             if self.output_buffer == "disk":
-                planes = self._stream_to(nii, seed)
+                planes = self._stream_to(nii, seed, condition)
             else:
-                image = self.to_output_range(self.synthesizer(self.output_size, seed=seed))
+                image = self.to_output_range(self.synthesizer(self.output_size, seed=seed, condition=condition))
                 save_nifti(image[0], self.affine, nii, overwrite=self.overwrite, dtype=self.output_dtype)
                 planes = mid_planes(image)
                 del image
             save_png_preview(None, png, self.preview_range, self.preview_size, self.overwrite, planes=planes)
             seconds = time.perf_counter() - t0
-            records.append({"seed": seed, "nifti": nii.name, "png": png.name, "seconds": round(seconds, 3)})
+            record = {"seed": seed, "nifti": nii.name, "png": png.name, "seconds": round(seconds, 3)}
+            if self.condition_files is not None:
+                record["condition_index"] = source
+            records.append(record)
             print(
                 f"sample {i}: seed {seed}, {'x'.join(map(str, self.output_size))} in {seconds:.1f} s -> {nii}",
                 flush=True,

@@ -65,6 +65,10 @@ class MultiScaleSynthesizer:
             then generated in overlapping windows of this size, blended like the patch scales, so that its memory
             stays that of the training size and each window sees the image statistics it was trained on.
             None = always generate the base in one pass.
+        generated_scales: generate only scales ``0 .. generated_scales - 1`` with their networks and bring the last
+            one to the output size by interpolation (``interp_mode``). None = every scale. ``1`` is the
+            "low-resolution GAN + interpolation" baseline: only the base is trained and used.
+        interp_mode: interpolation for ``generated_scales``: None = bicubic (2D) or trilinear (3D).
     """
 
     def __init__(
@@ -81,6 +85,8 @@ class MultiScaleSynthesizer:
         progress: bool = False,
         batch_invariant: bool = True,
         base_window: Sequence[int] | int | None = None,
+        generated_scales: int | None = None,
+        interp_mode: str | None = None,
     ) -> None:
         self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.generator = generator.to(self.device).eval()
@@ -99,6 +105,11 @@ class MultiScaleSynthesizer:
             if base_window is None
             else ensure_size(ensure_tuple_rep(base_window, self.spatial_dims), self.spatial_dims, "base_window")
         )
+        n = generator.num_scales
+        if generated_scales is not None and not 1 <= int(generated_scales) <= n:
+            raise ValueError(f"generated_scales must be null (all) or in 1..{n}, got {generated_scales}.")
+        self.generated_scales = n if generated_scales is None else int(generated_scales)
+        self.interp_mode = interp_mode or ("bicubic" if self.spatial_dims == 2 else "trilinear")
         self.logger = logging.getLogger(__name__)
 
     @property
@@ -138,14 +149,22 @@ class MultiScaleSynthesizer:
         """
         sizes, cond_levels = self._prepare(output_size, condition)
         image = self._base(seed, sizes[0], cond_levels[0])
-        for s in range(1, self.num_scales):
+        for s in range(1, self.generated_scales):
             coarse = upsample(image)
             del image
             inputs = coarse if cond_levels[s] is None else torch.cat([coarse, cond_levels[s]], dim=0)
             del coarse
             image = self._patch_scale(s, inputs, seed, sizes[s])
             del inputs
-        return image
+        return self._interpolate(image, sizes[-1])
+
+    def _interpolate(self, image: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
+        """``image`` resized to ``size`` by ``interp_mode`` and clipped to the model range (unchanged if it fits)."""
+        if tuple(image.shape[1:]) == tuple(size):
+            return image
+        align = None if self.interp_mode in ("nearest", "area", "nearest-exact") else False
+        out = torch.nn.functional.interpolate(image[None], size=size, mode=self.interp_mode, align_corners=align)
+        return out[0].clamp_(-1.0, 1.0)
 
     @torch.no_grad()
     def stream(
@@ -159,8 +178,12 @@ class MultiScaleSynthesizer:
         ever holding it: coarser scales are made in memory (each at most 1/4 (2D) or 1/8 (3D) of the output), the
         finest scale is assembled window by window (:func:`~monai_msgan.synthesis.streaming.stream_windows`).
 
-        The result equals :meth:`__call__`'s up to floating-point summation order (about 1e-6).
+        The result equals :meth:`__call__`'s up to floating-point summation order (about 1e-6). With
+        ``generated_scales`` below ``num_scales`` the image is made in memory and handed over as one slab.
         """
+        if self.generated_scales < self.num_scales:  # interpolated finest scales: made in memory, one slab
+            sink(self(output_size, seed=seed, condition=condition), 0)
+            return
         sizes, cond_levels = self._prepare(output_size, condition)
         last = self.num_scales - 1
         image = self._base(seed, sizes[0], cond_levels[0])

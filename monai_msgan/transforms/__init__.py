@@ -11,6 +11,7 @@
 # limitations under the License.
 from __future__ import annotations
 
+from monai_msgan.transforms.edges import EdgeMap, EdgeMapD, EdgeMapd, EdgeMapDict, gradient_magnitude
 from monai_msgan.transforms.patches import (
     RandScalePatch,
     RandScalePatchD,
@@ -31,6 +32,10 @@ from monai_msgan.transforms.pyramid import (
 )
 
 __all__ = [
+    "EdgeMap",
+    "EdgeMapd",
+    "EdgeMapD",
+    "EdgeMapDict",
     "RandScalePatch",
     "RandScalePatchd",
     "RandScalePatchD",
@@ -44,5 +49,6 @@ __all__ = [
     "ScaleTrainingInputsD",
     "ScaleTrainingInputsDict",
     "downsample",
+    "gradient_magnitude",
     "upsample",
 ]

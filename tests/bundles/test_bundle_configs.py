@@ -71,8 +71,8 @@ def test_targets_are_full_dotted_paths(bundle):
             for v in node:
                 yield from targets(v)
 
-    for f in ("train.json", "inference.json"):
-        for t in targets(json.loads((REPO_ROOT / "bundles" / bundle / "configs" / f).read_text())):
+    for f in sorted((REPO_ROOT / "bundles" / bundle / "configs").glob("*.json")):
+        for t in targets(json.loads(f.read_text())):
             assert t.split(".")[0] in ("monai", "monai_msgan", "torch"), t
 
 
@@ -80,7 +80,22 @@ def test_targets_are_full_dotted_paths(bundle):
 def test_evaluate_uses_the_training_preprocessing(bundle):
     configs = REPO_ROOT / "bundles" / bundle / "configs"
     train = json.loads((configs / "train.json").read_text())
+    infer = json.loads((configs / "inference.json").read_text())
     evaluate = json.loads((configs / "evaluate.json").read_text())
-    assert evaluate["preprocessing"] == train["preprocessing"]
-    assert evaluate["dataset_dir"] == train["dataset_dir"]
+    assert "preprocessing" not in evaluate and infer["preprocessing"] == train["preprocessing"]
+    assert evaluate["evaluation"]["preprocessing"] == "@preprocessing"
     assert evaluate["evaluation"]["_target_"] == "monai_msgan.metrics.GenerationEvaluation"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+@pytest.mark.parametrize("layer", ["sketch.json", "baseline_patch.json", "baseline_lowres.json", "baseline_whole.json"])
+def test_layers_only_set_ids_that_train_and_inference_use(bundle, layer):
+    """Translation and baseline layers go on top of train.json and inference.json alike, so every id they set must
+    exist there (a typo would otherwise add an unused id silently)."""
+    configs = REPO_ROOT / "bundles" / bundle / "configs"
+    train = json.loads((configs / "train.json").read_text())
+    infer = json.loads((configs / "inference.json").read_text())
+    known = set(train) | set(infer)
+    for key in json.loads((configs / layer).read_text()):
+        root = key.lstrip("+").split("::")[0]
+        assert root in known or root.startswith("edge_"), f"{layer} sets '{key}', which no config uses"

@@ -170,3 +170,41 @@ def test_bad_arguments(tmp_path):
         _setup(tmp_path, 2, train_scale=3)
     with pytest.raises(ValueError, match="one per scale"):
         _setup(tmp_path, [2, 2], train_scale=None)
+
+
+def test_patch_wise_base_with_condition_trains_on_aligned_patches(tmp_path):
+    """Baseline (a): a one-scale model whose base is a patch generator, trained on random conditioned patches."""
+    torch.manual_seed(0)
+    files = []
+    for _ in range(2):
+        img = torch.rand(1, 64, 64) * 2 - 1
+        files.append({"image": img, "condition": (img > 0).float()})  # a condition tied to the image
+    disc = functools.partial(PatchDiscriminator, spatial_dims=2, channels=4, num_layers_d=2, in_channels=2)
+    run = MultiScaleTraining(
+        generator=MultiScaleGenerator(
+            PatchGenerator(2, condition_channels=1, channels=4, num_res_blocks=1, coarse_input=False), [], 1
+        ),
+        base_discriminator=disc,
+        patch_discriminator=disc,
+        g_optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
+        d_optimizer=functools.partial(torch.optim.Adam, lr=1e-3),
+        train_files=files,
+        preprocessing=Identity(),
+        patch_size=16,
+        base_patch_size=16,
+        ckpt_dir=tmp_path / "ckpt",
+        condition_key="condition",
+        num_iterations=2,
+        batch_size=2,
+        patches_per_image=3,
+        progress=False,
+    )
+    batch = next(iter(run.data_loader(0)))
+    assert batch["image"].shape == batch["condition"].shape == (6, 1, 16, 16)
+    assert torch.equal(batch["condition"], (batch["image"] > 0).float())  # cropped at the same place
+    trainer, _ = run.build_trainer(0)
+    trainer.run()
+    out = trainer.state.output
+    assert out["fake"].shape == (6, 1, 16, 16) and out["coarse"] is None
+    assert out["loss_g_l1"] > 0  # paired with the real patch through the condition
+    assert generator_path(tmp_path / "ckpt", 0).is_file()

@@ -15,29 +15,46 @@ from __future__ import annotations
 import json
 
 import pytest
-from PIL import Image
+import torch
+from monai.transforms import Compose, EnsureTyped
 
-from tests.bundles.run import ok, run_bundle
-from tests.conftest import REPO_ROOT
+from monai_msgan.metrics import GenerationEvaluation
+from monai_msgan.synthesis import MultiScaleSynthesizer
+from monai_msgan.transforms import EdgeMapd
+from tests.synthesis.test_synthesizer import _trained_like
 
-BUNDLE = REPO_ROOT / "bundles" / "xray_msgan_2d"
-TINY = ["--image_size", "[256,256]", "--num_scales", "3", "--patch_size", "[32,32]"]
+
+def _held_out(n=2, size=(128, 128)):
+    g = torch.Generator().manual_seed(0)
+    pool = torch.nn.functional.avg_pool2d
+    return [{"image": pool(torch.rand(1, *size, generator=g), 9, 1, 4) * 2 - 1} for _ in range(n)]
 
 
-@pytest.mark.slow
-def test_evaluate_config_writes_metrics_and_panel(demo_dataset, tmp_path):
-    ckpt = tmp_path / "models"
-    ok(run_bundle(BUNDLE, "training", ["train.json", "quick.json"], "--dataset_dir", str(demo_dataset),
-                  "--ckpt_dir", str(ckpt), "--log_dir", str(tmp_path / "logs"), *TINY,
-                  "--num_iterations", "[2,2,2]", "--batch_size", "2"))  # fmt: skip
-    out = tmp_path / "eval"
-    args = ["--ckpt_dir", str(ckpt), "--dataset_dir", str(demo_dataset), "--eval_output_dir", str(out), *TINY]
-    ok(run_bundle(BUNDLE, "evaluating", ["inference.json", "evaluate.json", "quick.json"], *args))
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["num_real"] == 1 and metrics["num_generated"] == 4 and metrics["image_size"] == [256, 256]
-    assert len(metrics["swd_x1e3_per_level"]) == 4 and all(v > 0 for v in metrics["swd_x1e3_per_level"])
-    assert metrics["seam_score_generated"] > 0 and metrics["seam_score_real"] > 0
-    assert metrics["diversity"]["metric"] == "ms-ssim" and metrics["diversity"]["pairs"] == 6
-    assert Image.open(out / "panel.png").size[1] == 256
-    proc = run_bundle(BUNDLE, "evaluating", ["inference.json", "evaluate.json", "quick.json"], *args)
-    assert proc.returncode != 0 and "metrics.json already exists" in proc.stderr
+def test_conditional_evaluation_pairs_samples_with_their_real_images(tmp_path):
+    model = _trained_like(2, condition_channels=1)
+    for p in model.patches.parameters():
+        p.data.mul_(0.05)
+    synth = MultiScaleSynthesizer(model, 32, device="cpu")
+    prep = Compose([EnsureTyped("image", track_meta=False), EdgeMapd("image", "condition")])
+    result = GenerationEvaluation(
+        synth, _held_out(), prep, tmp_path, num_samples=2, condition_key="condition"
+    ).run()
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved == json.loads(json.dumps(result))
+    assert result["conditional"] and result["num_real"] == 2 and result["num_generated"] == 4
+    fid = result["paired_fidelity"]
+    assert -1 <= fid["ssim"] < 1 and fid["psnr"] > 0 and 0 < fid["mae"] < 1  # generated, not a copy of the real
+    assert result["diversity"]["pairs"] == 2  # one pair per condition
+    assert result["synthesis"]["num_scales"] == 3 and result["synthesis"]["patch_size"] == [32, 32]
+    assert (tmp_path / "panel.png").stat().st_size > 0
+    with pytest.raises(FileExistsError):
+        GenerationEvaluation(synth, _held_out(), prep, tmp_path, num_samples=1, condition_key="condition").run()
+
+
+def test_unconditional_evaluation_needs_pairs_and_a_condition_when_asked(tmp_path):
+    synth = MultiScaleSynthesizer(_trained_like(2), 32, device="cpu")
+    with pytest.raises(ValueError, match="at least 2"):
+        GenerationEvaluation(synth, _held_out(), EnsureTyped("image"), tmp_path, num_samples=1)
+    ev = GenerationEvaluation(synth, _held_out(), EnsureTyped("image"), tmp_path, num_samples=1, condition_key="edges")
+    with pytest.raises(ValueError, match="made no condition 'edges'"):
+        ev.run()

@@ -67,3 +67,20 @@ def test_mismatched_scale_count():
         MultiScaleGenerator(BaseGenerator(2), [PatchGenerator(2)], num_scales=3)
     with pytest.raises(ValueError, match="same spatial_dims"):
         MultiScaleGenerator(BaseGenerator(2), [PatchGenerator(3)])
+
+
+def test_load_only_some_scales(tmp_path):
+    """The low-resolution baseline needs the base alone; a missing finer scale is then no error."""
+    src = _model()
+    for p in src.parameters():
+        torch.nn.init.normal_(p)
+    save_weights(src.base.state_dict(), generator_path(tmp_path, 0))
+    dst = _model()
+    before = [p.clone() for p in dst.patches.parameters()]
+    dst.load_checkpoints(tmp_path, scales=1)
+    assert all(torch.equal(a, b) for a, b in zip(src.base.state_dict().values(), dst.base.state_dict().values()))
+    assert all(torch.equal(a, b) for a, b in zip(before, dst.patches.parameters()))
+    with pytest.raises(FileNotFoundError, match=r"scale\(s\) \[1\]"):
+        dst.load_checkpoints(tmp_path, scales=[0, 1])
+    with pytest.raises(IndexError):
+        dst.load_checkpoints(tmp_path, scales=[5])

@@ -68,3 +68,20 @@ def test_bad_input():
         net(torch.randn(1, 1, 6, 8), None, torch.randn(1, 1, 6, 8))
     with pytest.raises(ValueError, match="condition channels"):
         net(torch.randn(1, 1, 8, 8), torch.randn(1, 1, 8, 8), torch.randn(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("spatial_dims", [2, 3])
+def test_without_coarse_input_generates_from_condition_and_noise(spatial_dims):
+    torch.manual_seed(0)
+    net = PatchGenerator(spatial_dims, condition_channels=1, noise_channels=1, channels=4, coarse_input=False)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+    size = (2, 1) + (16,) * spatial_dims
+    cond, noise = torch.rand(size), torch.randn(size)
+    out = net(None, cond, noise)
+    assert out.shape == size and float(out.abs().max()) <= 1.0  # tanh range
+    assert not torch.allclose(out, net(None, torch.rand(size), noise))  # the condition drives it
+    with pytest.raises(ValueError, match="coarse=None"):
+        net(torch.zeros(size), cond, noise)
+    with pytest.raises(ValueError, match="condition and/or noise"):
+        PatchGenerator(spatial_dims, noise_channels=0, coarse_input=False)

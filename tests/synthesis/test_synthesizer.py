@@ -116,3 +116,42 @@ def test_stream_matches_in_memory_result():
     assert starts[0] == 0 and all(b > a for a, b in zip(starts, starts[1:]))
     streamed = torch.cat(slabs, dim=-1)
     assert torch.allclose(streamed, synth((64, 64, 128), seed=3), atol=1e-5)
+
+
+@pytest.mark.parametrize("spatial_dims,size,mode", [(2, (128, 128), "bicubic"), (3, (64, 64, 128), "trilinear")])
+def test_generated_scales_interpolates_the_rest(spatial_dims, size, mode):
+    """Low-resolution GAN + interpolation: only the base runs, the output is its interpolation to full size."""
+    model = _trained_like(spatial_dims)
+    low = MultiScaleSynthesizer(model, 32, device="cpu", generated_scales=1)
+    out = low(size, seed=3)
+    base_size = tuple(s // 4 for s in size)
+    base = MultiScaleSynthesizer(model, 32, device="cpu")._base(3, base_size, None)
+    expected = torch.nn.functional.interpolate(base[None], size=size, mode=mode, align_corners=False)[0].clamp(-1, 1)
+    assert out.shape == (1, *size) and torch.allclose(out, expected)
+    slabs = []
+    low.stream(size, lambda slab, start: slabs.append((start, slab)), seed=3)
+    assert len(slabs) == 1 and torch.equal(slabs[0][1], out)
+    with pytest.raises(ValueError, match="generated_scales"):
+        MultiScaleSynthesizer(model, 32, device="cpu", generated_scales=4)
+
+
+def test_single_scale_patch_model_is_synthesised_window_by_window():
+    """Baseline (a): a one-scale model whose 'base' is a patch generator without coarse input."""
+    torch.manual_seed(0)
+    net = PatchGenerator(2, condition_channels=1, channels=4, num_res_blocks=1, coarse_input=False)
+    for p in net.parameters():
+        torch.nn.init.normal_(p, std=0.2)
+    model = MultiScaleGenerator(net, [], num_scales=1)
+    cond = (torch.rand(1, 96, 128) > 0.8).float()
+    outs = [
+        MultiScaleSynthesizer(model, 32, base_window=32, sw_batch_size=b, device="cpu")((96, 128), 5, cond)
+        for b in (1, 4)
+    ]
+    assert outs[0].shape == (1, 96, 128) and torch.equal(outs[0], outs[1])
+    streamed = torch.empty(1, 96, 128)
+
+    def sink(slab, start):
+        streamed[..., start : start + slab.shape[-1]] = slab
+
+    MultiScaleSynthesizer(model, 32, base_window=32, device="cpu").stream((96, 128), sink, 5, cond)
+    assert torch.allclose(streamed, outs[0], atol=1e-5)

@@ -69,20 +69,33 @@ class MultiScaleGenerator(nn.Module):
             raise IndexError(f"scale {s} does not exist: this model has scales 0..{self.num_scales - 1}.")
         return self.base if s == 0 else self.patches[s - 1]
 
-    def load_checkpoints(self, ckpt_dir: str | os.PathLike, map_location: str | torch.device = "cpu") -> None:
-        """Load every scale's trained weights from ``ckpt_dir/scale_<s>/generator.pt``.
+    def load_checkpoints(
+        self,
+        ckpt_dir: str | os.PathLike,
+        map_location: str | torch.device = "cpu",
+        scales: Sequence[int] | int | None = None,
+    ) -> None:
+        """Load the trained weights of ``scales`` (None = every scale; an int ``k`` = scales ``0..k-1``) from
+        ``ckpt_dir/scale_<s>/generator.pt``.
 
         Raises:
             FileNotFoundError: naming the scales that have not finished training.
             ValueError: when a file does not match the network defined by the configuration.
         """
-        missing = [s for s in range(self.num_scales) if not generator_path(ckpt_dir, s).is_file()]
+        if scales is None:
+            scales = range(self.num_scales)
+        elif isinstance(scales, int):
+            scales = range(scales)
+        scales = [int(s) for s in scales]
+        for s in scales:
+            self.scale(s)  # IndexError for a scale that does not exist
+        missing = [s for s in scales if not generator_path(ckpt_dir, s).is_file()]
         if missing:
             raise FileNotFoundError(
                 f"no trained generator for scale(s) {missing} in {ckpt_dir} (expected "
                 f"{generator_path(ckpt_dir, missing[0])}); train them first, e.g. with --train_scale {missing[0]}."
             )
-        for s in range(self.num_scales):
+        for s in scales:
             path = generator_path(ckpt_dir, s)
             try:
                 self.scale(s).load_state_dict(load_weights(path, map_location))

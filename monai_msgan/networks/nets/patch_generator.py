@@ -33,6 +33,10 @@ class PatchGenerator(nn.Module):
     The network is fully convolutional and, by default, has no normalisation layer: statistics computed per patch
     would make a patch's output depend on where the sliding window put it, and show up as seams.
 
+    With ``coarse_input=False`` the network has no coarser scale to refine: it makes the patch from the condition
+    and noise alone and returns ``tanh`` of its output. That is the common single-scale patch-based GAN, used as a
+    baseline (scale 0 of a one-scale model, trained on random patches and synthesised window by window).
+
     Args:
         spatial_dims: 2 or 3.
         out_channels: image channels (also the channels of ``coarse``).
@@ -44,6 +48,7 @@ class PatchGenerator(nn.Module):
         max_channels: cap on feature channels.
         norm: normalisation layer, None by default (see above).
         act: activation (MONAI name or tuple).
+        coarse_input: refine an upsampled coarse patch (True) or generate from condition and noise only (False).
     """
 
     def __init__(
@@ -58,16 +63,20 @@ class PatchGenerator(nn.Module):
         max_channels: int = 256,
         norm: str | tuple | None = None,
         act: str | tuple = ("LEAKYRELU", {"negative_slope": 0.2}),
+        coarse_input: bool = True,
     ) -> None:
         super().__init__()
         if condition_channels < 0 or noise_channels < 0 or num_downsamples < 0 or num_res_blocks < 0:
             raise ValueError("channel and block counts must be non-negative.")
+        if not coarse_input and condition_channels + noise_channels == 0:
+            raise ValueError("without coarse_input the generator needs condition and/or noise channels.")
         self.spatial_dims = spatial_dims
         self.out_channels = out_channels
         self.condition_channels = condition_channels
         self.noise_channels = noise_channels
+        self.coarse_input = coarse_input
         self.size_divisor = 2**num_downsamples
-        in_channels = out_channels + condition_channels + noise_channels
+        in_channels = (out_channels if coarse_input else 0) + condition_channels + noise_channels
 
         def conv(cin: int, cout: int, **kw) -> Convolution:
             return Convolution(spatial_dims, cin, cout, kernel_size=3, act=act, norm=norm, **kw)
@@ -103,14 +112,23 @@ class PatchGenerator(nn.Module):
         condition: torch.Tensor | None = None,
         noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Refine ``coarse`` (the upsampled coarser scale, ``(B, out_channels, *patch)``)."""
+        """Refine ``coarse`` (the upsampled coarser scale, ``(B, out_channels, *patch)``); without
+        ``coarse_input``, ``coarse`` must be None and the patch is made from ``condition`` and ``noise``."""
+        if not self.coarse_input:
+            if coarse is not None:
+                raise ValueError("this PatchGenerator has coarse_input=False: pass coarse=None.")
+            inputs = _gather_inputs(condition, self.condition_channels, noise, self.noise_channels)
+            self._check_size(inputs.shape[2:])
+            return torch.tanh(self.body(inputs))
         if coarse is None or coarse.shape[1] != self.out_channels:
             got = None if coarse is None else coarse.shape[1]
             raise ValueError(
                 f"PatchGenerator needs the upsampled coarse patch with {self.out_channels} channels, got {got}."
             )
-        size = coarse.shape[2:]
-        if any(s % self.size_divisor for s in size):
-            raise ValueError(f"patch size {list(size)} must be divisible by {self.size_divisor} (2**num_downsamples).")
+        self._check_size(coarse.shape[2:])
         inputs = _gather_inputs(condition, self.condition_channels, noise, self.noise_channels, prefix=(coarse,))
         return coarse + self.body(inputs)
+
+    def _check_size(self, size) -> None:
+        if any(s % self.size_divisor for s in size):
+            raise ValueError(f"patch size {list(size)} must be divisible by {self.size_divisor} (2**num_downsamples).")
