@@ -36,9 +36,7 @@ def test_conditional_evaluation_pairs_samples_with_their_real_images(tmp_path):
         p.data.mul_(0.05)
     synth = MultiScaleSynthesizer(model, 32, device="cpu")
     prep = Compose([EnsureTyped("image", track_meta=False), EdgeMapd("image", "condition")])
-    result = GenerationEvaluation(
-        synth, _held_out(), prep, tmp_path, num_samples=2, condition_key="condition"
-    ).run()
+    result = GenerationEvaluation(synth, _held_out(), prep, tmp_path, num_samples=2, condition_key="condition").run()
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved == json.loads(json.dumps(result))
     assert result["conditional"] and result["num_real"] == 2 and result["num_generated"] == 4

@@ -17,8 +17,8 @@ import json
 import nibabel as nib
 import numpy as np
 import pytest
-import torch
 import SimpleITK as sitk
+import torch
 from PIL import Image
 
 from monai_msgan.synthesis import MultiScaleSynthesizer, SampleGeneration
