@@ -31,6 +31,7 @@ from monai_msgan.handlers import GanImagePreview, TrainingCheckpoint
 from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
 from monai_msgan.transforms import RandScalePatchd, ScaleTrainingInputsd
 from monai_msgan.utils.checkpoints import checkpoint_path, generator_path, scale_dir
+from monai_msgan.utils.flags import ensure_bool
 
 __all__ = ["MultiScaleTraining"]
 
@@ -163,7 +164,7 @@ class MultiScaleTraining:
             "adversarial_weight": adversarial_weight,
             "l1_weight": l1_weight,
             "d_steps": d_steps,
-            "amp": amp,
+            "amp": ensure_bool(amp, "amp"),
             "amp_dtype": amp_dtype,
         }
         self.save_interval = save_interval

@@ -23,6 +23,8 @@ from monai.losses import PatchAdversarialLoss
 from torch import nn
 from torch.optim import Optimizer
 
+from monai_msgan.utils.flags import ensure_bool
+
 __all__ = ["ScaleGanTrainer", "resolve_amp_dtype"]
 
 _AMP_DTYPES = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -108,6 +110,7 @@ class ScaleGanTrainer(Trainer):
         if d_steps < 1:
             raise ValueError(f"d_steps must be at least 1, got {d_steps}.")
         device = torch.device(device)
+        amp = ensure_bool(amp, "amp")
         super().__init__(
             device=device,
             max_epochs=1,

@@ -28,6 +28,7 @@ from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
 from monai_msgan.metrics.swd import SlicedWassersteinDistance
 from monai_msgan.synthesis.synthesizer import MultiScaleSynthesizer
 from monai_msgan.utils.atomic import check_writable
+from monai_msgan.utils.flags import ensure_bool
 
 __all__ = ["GenerationEvaluation"]
 
@@ -91,7 +92,7 @@ class GenerationEvaluation:
         self.seed = seed
         self.image_key = image_key
         self.swd_levels = swd_levels
-        self.overwrite = overwrite
+        self.overwrite = ensure_bool(overwrite, "overwrite")
 
     def _load(self) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         reals, conds = [], []

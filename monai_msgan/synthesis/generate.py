@@ -27,6 +27,7 @@ import monai_msgan
 from monai_msgan.data.io import NiftiStreamWriter, mid_planes, save_nifti, save_png_preview, write_json
 from monai_msgan.synthesis.synthesizer import MultiScaleSynthesizer
 from monai_msgan.utils.atomic import check_writable
+from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.scales import ensure_size
 
 __all__ = ["SampleGeneration", "choose_output_buffer", "MEMORY_MODE_BYTES_PER_VOXEL"]
@@ -163,7 +164,7 @@ class SampleGeneration:
         self.prefix = prefix
         self.preview_size = preview_size
         self.preview_range = self.output_range if preview_range is None else tuple(float(v) for v in preview_range)
-        self.overwrite = overwrite
+        self.overwrite = ensure_bool(overwrite, "overwrite")
         out_channels = int(getattr(synthesizer.generator.base, "out_channels", 1))
         self.output_buffer = choose_output_buffer(output_buffer, self.output_size, out_channels)
         self.logger = logging.getLogger(__name__)

@@ -26,6 +26,7 @@ from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
 from monai_msgan.synthesis.noise import positional_noise
 from monai_msgan.synthesis.streaming import stream_windows, upsampled_window
 from monai_msgan.transforms.pyramid import ScalePyramid, upsample
+from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.scales import ensure_size, scale_sizes
 
 __all__ = ["MultiScaleSynthesizer"]
@@ -96,10 +97,10 @@ class MultiScaleSynthesizer:
         self.sw_batch_size = sw_batch_size
         self.mode = mode
         self.sigma_scale = sigma_scale
-        self.amp = amp
+        self.amp = ensure_bool(amp, "amp")
         self.amp_dtype = resolve_amp_dtype(amp_dtype, self.device)
         self.progress = progress
-        self.batch_invariant = batch_invariant
+        self.batch_invariant = ensure_bool(batch_invariant, "batch_invariant")
         self.base_window = (
             None
             if base_window is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from monai_msgan.utils.atomic import atomic_path, atomic_write, check_writable
 from monai_msgan.utils.checkpoints import checkpoint_path, generator_path, load_weights, save_weights, scale_dir
+from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.scales import SCALE_FACTOR, ensure_size, scale_sizes
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "atomic_write",
     "check_writable",
     "checkpoint_path",
+    "ensure_bool",
     "ensure_size",
     "generator_path",
     "load_weights",

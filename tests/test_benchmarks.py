@@ -1,0 +1,66 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The benchmark commands run, measure what they claim, and report out-of-memory sizes instead of crashing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from tests.conftest import REPO_ROOT
+
+BENCH = REPO_ROOT / "benchmarks"
+
+
+def _run(script: str, *args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_generation_memory_compares_methods_and_reports_out_of_memory(tmp_path):
+    out = tmp_path / "gen.json"
+    proc = _run(
+        "generation_memory.py", "--quick", "--methods", "ours", "whole", "--sizes", "512", "1024", "2048",
+        "--output_buffer", "memory", "--memory_limit_gib", "3", "--output", str(out),
+    )  # fmt: skip
+    result = json.loads(out.read_text())
+    rows = {(r["method"], r["size"]): r for r in result["rows"]}
+    assert rows["ours", 512]["status"] == "too small"  # the quick model needs 1024 (scale 1 >= one 64 patch)
+    assert rows["ours", 1024]["status"] == rows["ours", 2048]["status"] == "ok"
+    assert rows["whole", 512]["status"] == rows["whole", 1024]["status"] == "ok"
+    assert rows["whole", 2048]["status"] == "out of memory"  # a 2048^2 U-Net pass needs more than 3 GiB
+    ours, whole = rows["ours", 2048]["rss_bytes_per_added_pixel"], rows["whole", 1024]["rss_bytes_per_added_pixel"]
+    assert 0 < ours < 64 < whole  # host buffers vs whole-image activations
+    assert result["versions"]["torch"] and result["command"].endswith(str(out))
+    assert Image.open(out.with_suffix(".png")).size[0] > 500
+    assert "out of memory" in proc.stdout
+    again = subprocess.run(
+        [sys.executable, str(BENCH / "generation_memory.py"), "--sizes", "1024", "--output", str(out)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert again.returncode == 1 and "--overwrite" in again.stderr  # an existing result is kept
+
+
+@pytest.mark.slow
+def test_training_memory_measures_each_scale(tmp_path):
+    out = tmp_path / "train.json"
+    _run("training_memory.py", "--quick", "--scales", "0", "5", "--iterations", "1", "--output", str(out))
+    result = json.loads(out.read_text())
+    assert [r["scale"] for r in result["rows"]] == [0, 5]
+    assert all(r["status"] == "ok" and r["peak_rss_bytes"] > 100 * 2**20 for r in result["rows"])
+    assert result["image_size"] == [2048, 2048] and result["num_scales"] == 6
