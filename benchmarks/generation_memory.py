@@ -107,7 +107,7 @@ def plot(result: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     for method in dict.fromkeys(r["method"] for r in rows):
         ok = [r for r in rows if r["method"] == method and r["status"] == "ok"]
-        failed = [r for r in rows if r["method"] == method and r["status"] != "ok"]
+        failed = [r for r in rows if r["method"] == method and r["status"] == "out of memory"]
         x = [r["pixels"] for r in ok]
         mem = [(r["cuda_peak_bytes"] if cuda else r["peak_rss_bytes"]) / 2**20 for r in ok]
         (line,) = axes[0].plot(x, mem, "o-", label=method)
