@@ -123,3 +123,30 @@ def write_result(result: dict, path: str | os.PathLike, overwrite: bool) -> Path
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     os.replace(tmp, path)
     return path
+
+
+def pyplot():
+    """matplotlib.pyplot with a file-only backend; a clear error if matplotlib is missing (the ``bench`` extra).
+
+    Called before a sweep starts, so a missing plotting package does not surface only after the measurements.
+    """
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise SystemExit(
+            "The benchmark plots need matplotlib: pip install -e '.[bench]' (or pip install matplotlib)."
+        ) from e
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike) -> Path:
+    """Save a matplotlib figure atomically (temporary file, then rename) and close it."""
+    path = Path(path)
+    tmp = path.with_name(path.stem + ".tmp" + path.suffix)
+    fig.savefig(tmp, dpi=110)
+    pyplot().close(fig)
+    os.replace(tmp, path)
+    return path

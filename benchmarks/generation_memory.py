@@ -42,7 +42,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import REPO, command, machine, run_measured, write_result  # noqa: E402
+from bench_utils import REPO, command, machine, pyplot, run_measured, save_figure, write_result  # noqa: E402
 
 BUNDLES = ("xray_msgan_2d", "ct_msgan_3d")
 METHOD_LAYERS = {"ours": [], "whole": ["baseline_whole.json"]}
@@ -96,11 +96,7 @@ def run_size(method: str, size: int, args, ckpt_dir: Path, out_dir: Path) -> dic
 
 
 def plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = result["rows"]
     cuda = any(r.get("cuda_peak_bytes") for r in rows)
     unit = "pixels" if result["spatial_dims"] == 2 else "voxels"
@@ -128,10 +124,7 @@ def plot(result: dict, path: Path) -> None:
         ax.legend(fontsize=8)
     fig.suptitle(f"{result['configuration']} on {result['gpu'] or result['cpu'] + ' CPU'}", fontsize=10)
     fig.tight_layout()
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path)
 
 
 def main() -> int:
@@ -157,6 +150,7 @@ def main() -> int:
     if output.exists() and not args.overwrite:
         print(f"{output} exists; pass --overwrite to replace it (or choose another --output).", file=sys.stderr)
         return 1
+    pyplot()  # fail now, not after the sweep, if matplotlib is missing
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

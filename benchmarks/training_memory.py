@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import REPO, command, machine, run_measured, write_result  # noqa: E402
+from bench_utils import REPO, command, machine, pyplot, run_measured, save_figure, write_result  # noqa: E402
 
 BUNDLES = ("xray_msgan_2d", "ct_msgan_3d")
 
@@ -66,6 +66,31 @@ def synthetic_dataset(bundle: Path, quick: bool, folder: Path) -> dict:
     return {"image_size": list(size), "num_scales": num_scales}
 
 
+def plot(result: dict, path: Path) -> None:
+    """Peak memory per scale as bars (CUDA peak when measured, else peak RSS); failed scales are marked."""
+    plt = pyplot()
+    rows = result["rows"]
+    cuda = any(r.get("cuda_peak_bytes") for r in rows)
+    key = "cuda_peak_bytes" if cuda else "peak_rss_bytes"
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    x = [str(r["scale"]) for r in rows]
+    heights = [(r[key] or 0) / 2**20 for r in rows]
+    bars = ax.bar(x, heights, color="tab:blue")
+    for bar, r in zip(bars, rows):
+        text = f"{bar.get_height():.0f}" if r["status"] == "ok" else r["status"]
+        ax.annotate(text, (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center", va="bottom", fontsize=8)
+    if result.get("cuda_cap_gib") and cuda:
+        ax.axhline(result["cuda_cap_gib"] * 1024, ls=":", color="grey", label=f"{result['cuda_cap_gib']:g} GiB cap")
+        ax.legend(fontsize=8)
+    ax.set_xlabel("scale (0 = whole image at the coarsest resolution)")
+    ax.set_ylabel("peak CUDA memory (MiB)" if cuda else "peak RSS of the process (MiB)")
+    ax.grid(True, axis="y", alpha=0.3)
+    device = result["gpu"] or result["cpu"] + " CPU"
+    ax.set_title(f"training, {result['configuration']}, {result['iterations']} iterations\n{device}", fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bundle", choices=BUNDLES, default=BUNDLES[0])
@@ -83,6 +108,7 @@ def main() -> int:
     if output.exists() and not args.overwrite:
         print(f"{output} exists; pass --overwrite to replace it (or choose another --output).", file=sys.stderr)
         return 1
+    pyplot()  # fail now, not after the runs, if matplotlib is missing
     files = [str(bundle / "configs" / "train.json")] + ([str(bundle / "configs" / "quick.json")] * args.quick)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -121,7 +147,8 @@ def main() -> int:
         secs = "-" if r["seconds"] is None else f"{r['seconds']:.1f}"
         print(f"{r['scale']:>5} {r['status']:>14} {secs:>8} {rss:>13} {cuda:>14}")
     write_result(result, output, overwrite=True)
-    print(f"wrote {output}")
+    plot(result, output.with_suffix(".png"))
+    print(f"wrote {output} and {output.with_suffix('.png')}")
     return 0
 
 

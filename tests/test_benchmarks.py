@@ -64,3 +64,4 @@ def test_training_memory_measures_each_scale(tmp_path):
     assert [r["scale"] for r in result["rows"]] == [0, 5]
     assert all(r["status"] == "ok" and r["peak_rss_bytes"] > 100 * 2**20 for r in result["rows"])
     assert result["image_size"] == [2048, 2048] and result["num_scales"] == 6
+    assert Image.open(out.with_suffix(".png")).size[0] > 400
