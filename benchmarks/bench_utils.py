@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+BUNDLES = ("xray_msgan_2d", "ct_msgan_3d")
 
 # Runs `python -m monai.bundle ...` and reports peak RSS and, on CUDA, torch.cuda.max_memory_allocated. With
 # BENCH_CUDA_CAP_GIB set, the process may use at most that much GPU memory (set_per_process_memory_fraction), as a
@@ -107,6 +108,25 @@ def machine(device: str | None = None) -> dict:
         "ram_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "monai": monai.__version__},
     }
+
+
+def bundle_args(files: list[str], device: str | None = None) -> list[str]:
+    """``--config_file`` with the layered ``files`` as MONAI's list syntax, and ``--device`` when one is asked for."""
+    args = ["--config_file", "[" + ",".join(f"'{f}'" for f in files) + "]"]
+    return args + (["--device", f"$torch.device('{device}')"] if device else [])
+
+
+def refuse_existing(path: Path, overwrite: bool) -> bool:
+    """True (after saying why on stderr) when ``path`` exists and may not be replaced; checked before any run."""
+    if path.exists() and not overwrite:
+        print(f"{path} exists; pass --overwrite to replace it (or choose another --output).", file=sys.stderr)
+        return True
+    return False
+
+
+def mib(n: float | None) -> str:
+    """Bytes as whole MiB for the printed tables; "-" when not measured."""
+    return "-" if n is None else f"{n / 2**20:.0f}"
 
 
 def command() -> str:

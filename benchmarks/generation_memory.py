@@ -42,9 +42,20 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import REPO, command, machine, pyplot, run_measured, save_figure, write_result  # noqa: E402
+from bench_utils import (  # noqa: E402
+    BUNDLES,
+    REPO,
+    bundle_args,
+    command,
+    machine,
+    mib,
+    pyplot,
+    refuse_existing,
+    run_measured,
+    save_figure,
+    write_result,
+)
 
-BUNDLES = ("xray_msgan_2d", "ct_msgan_3d")
 METHOD_LAYERS = {"ours": [], "whole": ["baseline_whole.json"]}
 
 
@@ -72,7 +83,6 @@ def run_size(method: str, size: int, args, ckpt_dir: Path, out_dir: Path) -> dic
     out = out_dir / f"{method}_{size}"
     cmd = [
         "run", "inference",
-        "--config_file", "[" + ",".join(f"'{f}'" for f in files) + "]",
         "--bundle_root", str(args.bundle_dir),
         "--ckpt_dir", str(ckpt_dir), "--output_dir", str(out),
         "--output_size", "[" + ",".join([str(size)] * args.spatial_dims) + "]",
@@ -82,8 +92,7 @@ def run_size(method: str, size: int, args, ckpt_dir: Path, out_dir: Path) -> dic
     ]  # fmt: skip
     if args.overlap is not None:
         cmd += ["--overlap", str(args.overlap)]
-    if args.device:
-        cmd += ["--device", f"$torch.device('{args.device}')"]
+    cmd += bundle_args(files, args.device)
     record = run_measured(cmd, args.memory_limit_gib, args.cuda_cap_gib)
     row = {"method": method, "size": size, "pixels": size**args.spatial_dims, **record}
     if record["status"] == "ok":
@@ -147,8 +156,7 @@ def main() -> int:
     args.bundle_dir = REPO / "bundles" / args.bundle
     args.spatial_dims = 3 if args.bundle == "ct_msgan_3d" else 2
     output = Path(args.output or REPO / "benchmarks" / "results" / f"{args.bundle}_memory.json")
-    if output.exists() and not args.overwrite:
-        print(f"{output} exists; pass --overwrite to replace it (or choose another --output).", file=sys.stderr)
+    if refuse_existing(output, args.overwrite):
         return 1
     pyplot()  # fail now, not after the sweep, if matplotlib is missing
 
@@ -182,9 +190,9 @@ def main() -> int:
         f"{'CUDA peak MiB':>14} {'RSS B/added px':>15}"
     )
     for r in rows:
-        cuda = "-" if not r.get("cuda_peak_bytes") else f"{r['cuda_peak_bytes'] / 2**20:.0f}"
+        cuda = mib(r.get("cuda_peak_bytes"))
         per_px = r.get("rss_bytes_per_added_pixel")
-        rss = "-" if r["peak_rss_bytes"] is None else f"{r['peak_rss_bytes'] / 2**20:.0f}"
+        rss = mib(r["peak_rss_bytes"])
         secs = "-" if r.get("generation_seconds") is None else f"{r['generation_seconds']:.1f}"
         print(
             f"{r['method']:>6} {r['size']:>6} {r['status']:>14} {r.get('output_buffer', '-'):>7} {secs:>8} {rss:>13} "

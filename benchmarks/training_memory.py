@@ -36,9 +36,19 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import REPO, command, machine, pyplot, run_measured, save_figure, write_result  # noqa: E402
-
-BUNDLES = ("xray_msgan_2d", "ct_msgan_3d")
+from bench_utils import (  # noqa: E402
+    BUNDLES,
+    REPO,
+    bundle_args,
+    command,
+    machine,
+    mib,
+    pyplot,
+    refuse_existing,
+    run_measured,
+    save_figure,
+    write_result,
+)
 
 
 def synthetic_dataset(bundle: Path, quick: bool, folder: Path) -> dict:
@@ -105,8 +115,7 @@ def main() -> int:
     args = p.parse_args()
     bundle = REPO / "bundles" / args.bundle
     output = Path(args.output or REPO / "benchmarks" / "results" / f"{args.bundle}_training_memory.json")
-    if output.exists() and not args.overwrite:
-        print(f"{output} exists; pass --overwrite to replace it (or choose another --output).", file=sys.stderr)
+    if refuse_existing(output, args.overwrite):
         return 1
     pyplot()  # fail now, not after the runs, if matplotlib is missing
     files = [str(bundle / "configs" / "train.json")] + ([str(bundle / "configs" / "quick.json")] * args.quick)
@@ -117,16 +126,13 @@ def main() -> int:
         for scale in args.scales if args.scales is not None else range(info["num_scales"]):
             cmd = [
                 "run", "training",
-                "--config_file", "[" + ",".join(f"'{f}'" for f in files) + "]",
                 "--bundle_root", str(bundle),
                 "--dataset_dir", str(tmp), "--ckpt_dir", str(tmp / f"models_{scale}"),
                 "--log_dir", str(tmp / "logs"), "--train_scale", str(scale),
                 "--num_iterations", str(args.iterations), "--log_interval", "1", "--save_interval", "100000",
                 "--amp", "true" if args.amp else "false",
             ]  # fmt: skip
-            if args.device:
-                cmd += ["--device", f"$torch.device('{args.device}')"]
-            record = run_measured(cmd, cuda_cap_gib=args.cuda_cap_gib)
+            record = run_measured(cmd + bundle_args(files, args.device), cuda_cap_gib=args.cuda_cap_gib)
             rows.append({"scale": scale, **record})
             print(f"scale {scale}: {record['status']}", flush=True)
     result = {
@@ -142,8 +148,8 @@ def main() -> int:
     }
     print(f"{'scale':>5} {'status':>14} {'seconds':>8} {'peak RSS MiB':>13} {'CUDA peak MiB':>14}")
     for r in rows:
-        cuda = "-" if not r.get("cuda_peak_bytes") else f"{r['cuda_peak_bytes'] / 2**20:.0f}"
-        rss = "-" if r["peak_rss_bytes"] is None else f"{r['peak_rss_bytes'] / 2**20:.0f}"
+        cuda = mib(r.get("cuda_peak_bytes"))
+        rss = mib(r["peak_rss_bytes"])
         secs = "-" if r["seconds"] is None else f"{r['seconds']:.1f}"
         print(f"{r['scale']:>5} {r['status']:>14} {secs:>8} {rss:>13} {cuda:>14}")
     write_result(result, output, overwrite=True)

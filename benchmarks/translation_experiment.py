@@ -42,13 +42,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_utils import REPO, bundle_args, command, machine, refuse_existing, write_result  # noqa: E402
 
 TASKS = {
     "xray": {
@@ -132,8 +132,8 @@ def run(cmd: list[str], log: Path | None = None) -> float:
 
 
 def bundle_cmd(run_id: str, bundle: Path, configs: list[str], args: dict) -> list[str]:
-    files = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, "--config_file", files, "--bundle_root", str(bundle)]
+    files = bundle_args([str(bundle / "configs" / c) for c in configs])
+    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, *files, "--bundle_root", str(bundle)]
     for k, v in args.items():
         cmd += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
     return cmd
@@ -209,23 +209,15 @@ def main() -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     args = p.parse_args()
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        print(f"{out} exists; pass --overwrite to replace it (or choose another --output).", file=sys.stderr)
+    if refuse_existing(out, args.overwrite):
         return 1
-
-    import monai
-    import torch
 
     t0 = time.perf_counter()
     tasks = {name: run_task(name, Path(args.work_dir) / name, args.iterations_factor) for name in args.tasks}
     result = {
         "benchmark": "translation_experiment",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
-        "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "versions": {"python": platform.python_version(), "torch": torch.__version__, "monai": monai.__version__},
+        "command": command(),
+        **machine(),
         "iterations_factor": args.iterations_factor,
         "total_seconds": round(time.perf_counter() - t0, 1),
         "tasks": tasks,
@@ -242,10 +234,7 @@ def main() -> int:
             )
         real_seam = task["methods"]["ours"]["seam_score_real"]
         print(f"{name:<5} {'real image':<12} {'':>6} {'':>6} {'':>6} {'':>9} {real_seam:>6.3f}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(tmp, out)
+    write_result(result, out, overwrite=True)
     for name in tasks:
         figure(tasks[name], Path(args.work_dir) / name, out.with_name(f"{out.stem}_{name}.png"))
     print(f"wrote {out}")

@@ -112,7 +112,7 @@ class GenerationEvaluation:
         syn = self.synthesizer
         return {
             "num_scales": syn.num_scales,
-            "generated_scales": getattr(syn, "generated_scales", syn.num_scales),
+            "generated_scales": syn.generated_scales,
             "patch_size": list(syn.patch_size),
             "overlap": syn.overlap,
             "base_window": None if syn.base_window is None else list(syn.base_window),
