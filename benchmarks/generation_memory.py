@@ -87,6 +87,8 @@ def run_size(method: str, size: int, args, ckpt_dir: Path, out_dir: Path) -> dic
         "--ckpt_dir", str(ckpt_dir), "--output_dir", str(out),
         "--output_size", "[" + ",".join([str(size)] * args.spatial_dims) + "]",
         "--sw_batch_size", str(args.sw_batch_size),
+        # memory sweep: sizes beyond the trained one are a repeated, texture-like field of view (stated in the docs)
+        "--extend_field_of_view", "true",
         # the whole-image generator cannot stream: its output exists in one piece
         "--output_buffer", args.output_buffer if method == "ours" else "memory",
     ]  # fmt: skip

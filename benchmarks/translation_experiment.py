@@ -41,14 +41,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import REPO, bundle_args, command, machine, refuse_existing, write_result  # noqa: E402
+from bench_utils import REPO, command, machine, refuse_existing, write_result  # noqa: E402
+from experiments import bundle_cmd, labelled_panels, prepare_ct_slabs, prepare_xray, run  # noqa: E402
 
 TASKS = {
     "xray": {
@@ -84,59 +83,6 @@ METHODS = {
     "(a) patch": ["baseline_patch.json"],
     "(b) low-res": ["baseline_lowres.json"],
 }
-
-
-def prepare_xray(data_dir: Path) -> None:
-    if (data_dir / "datalist.json").is_file():
-        return
-    run([sys.executable, str(REPO / "data_scripts" / "fetch_demo_data.py"), "--output", str(data_dir)])
-
-
-def prepare_ct_slabs(data_dir: Path, spacing: float = 2.5, size: int = 128, depth: int = 32) -> None:
-    """Slabs of the demo CT: training slabs from the lower slices, a held-out slab from the top, kept apart."""
-    if (data_dir / "datalist.json").is_file():
-        return
-    import nibabel as nib
-    import numpy as np
-
-    from monai_msgan.data import save_nifti, volume_affine
-    from monai_msgan.data.demo import prepare_demo_ct
-    from monai_msgan.data.io import write_json
-
-    volume_dir = data_dir / "volume"
-    info = prepare_demo_ct(volume_dir, spacing=(spacing,) * 3)
-    (entry,) = info["training"]
-    vol = np.asarray(nib.load(volume_dir / entry["image"]).dataobj)  # RAS, int16 HU
-    x0, y0 = (vol.shape[0] - size) // 2, (vol.shape[1] - size) // 2
-    vol = vol[x0 : x0 + size, y0 : y0 + size]
-    held_start = vol.shape[2] - depth
-    train_starts = list(range(0, held_start - 5 - depth + 1, depth // 2))
-    datalist: dict[str, list] = {"training": [], "validation": []}
-    for split, starts in (("training", train_starts), ("validation", [held_start])):
-        for z in starts:
-            name = f"slab_z{z:03d}.nii.gz"
-            save_nifti(vol[:, :, z : z + depth], volume_affine((spacing,) * 3, (size, size, depth)), data_dir / name)
-            datalist[split].append({"image": name})
-    write_json(datalist, data_dir / "datalist.json")
-
-
-def run(cmd: list[str], log: Path | None = None) -> float:
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
-    if log is not None:
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(proc.stdout + proc.stderr)
-    if proc.returncode != 0:
-        raise RuntimeError(f"command failed ({' '.join(cmd)}):\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}")
-    return time.perf_counter() - t0
-
-
-def bundle_cmd(run_id: str, bundle: Path, configs: list[str], args: dict) -> list[str]:
-    files = bundle_args([str(bundle / "configs" / c) for c in configs])
-    cmd = [sys.executable, "-m", "monai.bundle", "run", run_id, *files, "--bundle_root", str(bundle)]
-    for k, v in args.items():
-        cmd += [f"--{k}", json.dumps(v) if not isinstance(v, str) else v]
-    return cmd
 
 
 def run_task(name: str, work: Path, factor: float) -> dict:
@@ -180,24 +126,11 @@ def run_task(name: str, work: Path, factor: float) -> dict:
 
 def figure(task_results: dict, work: Path, out: Path) -> None:
     """The evaluation panels of every method, one row each, labelled."""
-    from PIL import Image, ImageDraw
-
-    rows = []
+    panels = []
     for method in METHODS:
         key = method.split()[0].strip("()")
-        panel = Image.open(work / f"eval_{key}" / "panel.png").convert("L")
-        label = Image.new("L", (panel.width, 18), 0)
-        ImageDraw.Draw(label).text((4, 3), f"{method}: condition | real | sample | sample | 4x zoom", fill=255)
-        rows += [label, panel]
-    width = max(r.width for r in rows)
-    canvas = Image.new("L", (width, sum(r.height for r in rows)), 0)
-    y = 0
-    for r in rows:
-        canvas.paste(r, (0, y))
-        y += r.height
-    tmp = out.with_name(out.name + ".tmp.png")
-    canvas.save(tmp)
-    os.replace(tmp, out)
+        panels.append((f"{method}: condition | real | sample | sample | 4x zoom", work / f"eval_{key}" / "panel.png"))
+    labelled_panels(panels, out)
 
 
 def main() -> int:

@@ -17,6 +17,6 @@ __version__ = "0.1.0"
 
 __all__ = ["__version__"]
 
-from monai_msgan import data, engines, handlers, metrics, networks, synthesis, transforms, utils  # noqa: E402
+from monai_msgan import data, engines, handlers, losses, metrics, networks, synthesis, transforms, utils  # noqa: E402
 
-__all__ += ["data", "engines", "handlers", "metrics", "networks", "synthesis", "transforms", "utils"]
+__all__ += ["data", "engines", "handlers", "losses", "metrics", "networks", "synthesis", "transforms", "utils"]

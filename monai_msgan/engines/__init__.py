@@ -11,7 +11,8 @@
 # limitations under the License.
 from __future__ import annotations
 
+from monai_msgan.engines.ema import GeneratorEMA
 from monai_msgan.engines.multiscale_training import MultiScaleTraining
 from monai_msgan.engines.scale_trainer import ScaleGanTrainer, resolve_amp_dtype
 
-__all__ = ["MultiScaleTraining", "ScaleGanTrainer", "resolve_amp_dtype"]
+__all__ = ["GeneratorEMA", "MultiScaleTraining", "ScaleGanTrainer", "resolve_amp_dtype"]

@@ -28,6 +28,7 @@ from torch import nn
 
 from monai_msgan.engines.scale_trainer import ScaleGanTrainer
 from monai_msgan.handlers import GanImagePreview, TrainingCheckpoint
+from monai_msgan.networks.blocks.diff_augment import DiscriminatorAugment
 from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
 from monai_msgan.transforms import RandScalePatchd, ScaleTrainingInputsd
 from monai_msgan.utils.checkpoints import checkpoint_path, generator_path, scale_dir
@@ -35,7 +36,7 @@ from monai_msgan.utils.flags import ensure_bool
 
 __all__ = ["MultiScaleTraining"]
 
-LOSS_KEYS = ("loss_d", "loss_g", "loss_g_adv", "loss_g_l1")
+LOSS_KEYS = ("loss_d", "loss_d_r1", "loss_g", "loss_g_adv", "loss_g_l1", "loss_g_div", "loss_g_cov", "augment_p")
 
 
 def _per_scale(value: Any, num_scales: int, name: str) -> list:
@@ -87,9 +88,11 @@ class MultiScaleTraining:
         image_key: datalist key of the image.
         condition_key: datalist key of the condition (sketch, edges, labels), or None.
         condition_mode: ``"area"`` (continuous conditions) or ``"nearest"`` (label maps) downsampling.
-        adversarial_weight: G's adversarial loss weight.
-        l1_weight: G's L1 loss weight.
-        d_steps: discriminator steps per generator step.
+        adversarial_weight: G's adversarial loss weight (one value, or one per scale; 0 = L1 only, e.g. the learned
+            super-resolution baseline on patch scales).
+        l1_weight: G's L1 loss weight (one value, or one per scale).
+        d_steps: discriminator steps per iteration.
+        g_steps: generator steps per iteration.
         amp: mixed precision (bfloat16 autocast on CPU; float16/bfloat16 on CUDA).
         amp_dtype: ``"bfloat16"`` or ``"float16"``; None picks by device.
         save_interval: iterations between checkpoints.
@@ -101,6 +104,21 @@ class MultiScaleTraining:
         base_patch_size: None = the base learns whole images (the method); a size = the base learns random patches
             of that size, ``patches_per_image`` per image (a patch-wise base such as the single-scale patch GAN
             baseline, :class:`~monai_msgan.networks.PatchGenerator` with ``coarse_input=False``).
+        ema_half_life: half-life in iterations of the exponential moving average of G's weights (one value, or one
+            per scale); None = no average. With an average, ``generator.pt`` holds the averaged weights.
+        ema_rampup: ramp-up of the average's half-life (:class:`~monai_msgan.engines.GeneratorEMA`).
+        augment: differentiable augmentations of every discriminator input, real and fake
+            (:class:`~monai_msgan.networks.blocks.DiscriminatorAugment`: any of ``"translation"``, ``"cutout"``,
+            ``"intensity"``); None or empty = none.
+        augment_p: initial augmentation probability (the fixed one without ``ada_target``).
+        ada_target: target of the overfitting heuristic ``E[sign(D(real) - 0.5)]`` that adapts the probability;
+            None = fixed ``augment_p``.
+        ada_speed: iterations for the adaptive probability to move by 1.
+        augment_fill: value of voxels uncovered by translation or cutout (the model-range background).
+        r1_gamma: R1 gradient penalty weight (one value, or one per scale; 0 = off).
+        r1_interval: iterations between (lazy) R1 penalties.
+        diversity_weight: weight of the diversity shortfall of an unconditional base (0 = off).
+        coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
     """
 
     def __init__(
@@ -135,6 +153,18 @@ class MultiScaleTraining:
         num_workers: int = 0,
         progress: bool | None = None,
         base_patch_size: Sequence[int] | int | None = None,
+        g_steps: int = 1,
+        ema_half_life: float | Sequence[float | None] | None = None,
+        ema_rampup: float | None = 0.05,
+        augment: str | Sequence[str] | None = None,
+        augment_p: float = 0.0,
+        ada_target: float | None = 0.6,
+        ada_speed: int = 500,
+        augment_fill: float = -1.0,
+        r1_gamma: float | Sequence[float] = 0.0,
+        r1_interval: int = 16,
+        diversity_weight: float = 0.0,
+        coverage_weight: float = 0.0,
     ) -> None:
         self.generator = generator
         n = generator.num_scales
@@ -160,12 +190,21 @@ class MultiScaleTraining:
         self.image_key = image_key
         self.condition_key = condition_key
         self.condition_mode = condition_mode
+        self.adversarial_weight = _per_scale(adversarial_weight, n, "adversarial_weight")
+        self.l1_weight = _per_scale(l1_weight, n, "l1_weight")
+        self.r1_gamma = _per_scale(r1_gamma, n, "r1_gamma")
+        self.ema_half_life = _per_scale(ema_half_life, n, "ema_half_life")
+        self.augment = [a for a in ([augment] if isinstance(augment, str) else (augment or [])) if a]
+        self.augment_kwargs = {"p": augment_p, "target": ada_target, "speed": ada_speed, "fill": augment_fill}
         self.trainer_kwargs = {
-            "adversarial_weight": adversarial_weight,
-            "l1_weight": l1_weight,
             "d_steps": d_steps,
+            "g_steps": g_steps,
             "amp": ensure_bool(amp, "amp"),
             "amp_dtype": amp_dtype,
+            "r1_interval": r1_interval,
+            "diversity_weight": diversity_weight,
+            "coverage_weight": coverage_weight,
+            "ema_rampup": ema_rampup,
         }
         self.save_interval = save_interval
         self.log_interval = log_interval
@@ -238,6 +277,7 @@ class MultiScaleTraining:
                 )
             )
             handlers.append(GanImagePreview(writer, interval=self.preview_interval, tag=f"{name}/coarse_fake_real"))
+        augment = self.build_augment(scale)
         trainer = ScaleGanTrainer(
             device=self.device,
             num_iterations=self.num_iterations[scale],
@@ -248,6 +288,11 @@ class MultiScaleTraining:
             d_optimizer=d_opt,
             image_key=self.image_key,
             condition_key=self.condition_key,
+            adversarial_weight=self.adversarial_weight[scale],
+            l1_weight=self.l1_weight[scale],
+            r1_gamma=self.r1_gamma[scale],
+            ema_half_life=self.ema_half_life[scale],
+            augment=augment,
             **self.trainer_kwargs,
         )
         save_dict = {
@@ -258,12 +303,17 @@ class MultiScaleTraining:
             "g_scaler": trainer.g_scaler,
             "d_scaler": trainer.d_scaler,
         }
+        if trainer.generator_ema is not None:
+            save_dict["generator_ema"] = trainer.generator_ema.module
+        if augment is not None:
+            save_dict["augment"] = augment
+        export = g if trainer.generator_ema is None else trainer.generator_ema.module
         TrainingCheckpoint(
             checkpoint_path(self.ckpt_dir, scale),
             save_dict,
             save_interval=self.save_interval,
             export_file=generator_path(self.ckpt_dir, scale),
-            export_module=g,
+            export_module=export,
             map_location=self.device,
         ).attach(trainer)
         for h in handlers:
@@ -275,6 +325,21 @@ class MultiScaleTraining:
                 trainer, output_transform=lambda o: {"d": o["loss_d"], "g": o["loss_g"]}
             )
         return trainer, writer
+
+    def build_augment(self, scale: int) -> DiscriminatorAugment | None:
+        """The discriminator augmentation of ``scale`` (None without ``augment``): intensity changes apply to the
+        image and, on patch scales, its coarse input, never to a condition."""
+        if not self.augment or self.adversarial_weight[scale] == 0:
+            return None
+        g = self.generator.scale(scale)
+        channels = int(getattr(g, "out_channels", 1))
+        has_coarse = scale > 0 and getattr(g, "coarse_input", True)
+        return DiscriminatorAugment(
+            self.generator.spatial_dims,
+            self.augment,
+            intensity_channels=channels * (2 if has_coarse else 1),
+            **self.augment_kwargs,
+        ).to(self.device)
 
     @staticmethod
     def _every(n: int) -> Callable:

@@ -9,7 +9,8 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Ignite/MONAI trainer of one scale: LSGAN + L1, with the generator conditioned on the batch."""
+"""Ignite/MONAI trainer of one scale: LSGAN + L1, with the generator conditioned on the batch, and the
+regularisers a GAN on few images needs (EMA, discriminator augmentation, R1, a diversity term)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from monai.losses import PatchAdversarialLoss
 from torch import nn
 from torch.optim import Optimizer
 
+from monai_msgan.engines.ema import GeneratorEMA
+from monai_msgan.losses.gan_regularizers import diversity_shortfall, mode_coverage, r1_penalty
 from monai_msgan.utils.flags import ensure_bool
 
 __all__ = ["ScaleGanTrainer", "resolve_amp_dtype"]
@@ -56,33 +59,56 @@ class ScaleGanTrainer(Trainer):
 
     Each iteration reads ``image_key`` (the real image or patch of this scale), ``coarse_key`` (the real image one
     scale down, upsampled; absent for the base scale) and ``condition_key`` (optional) from the batch, draws fresh
-    noise, and makes one discriminator step then one generator step:
+    noise, and makes ``d_steps`` discriminator steps, then ``g_steps`` generator steps:
 
-    - D: least-squares GAN loss on ``[image, coarse, condition]`` (real) vs ``[fake, coarse, condition]``.
-    - G: ``adversarial_weight`` × LSGAN loss + ``l1_weight`` × L1(fake, real). The L1 term applies where there is
-      something to be faithful to (a coarse input or a condition); an unconditional base learns from D alone.
+    - D: least-squares GAN loss on ``[image, coarse, condition]`` (real) vs ``[fake, coarse, condition]``, both
+      passed through ``augment`` when given (differentiable augmentation of real and fake alike, whose probability
+      may adapt to D's overfitting), plus, every ``r1_interval`` iterations, ``r1_gamma / 2 * r1_interval`` times the
+      R1 penalty on the real inputs (lazy regularisation).
+    - G: ``adversarial_weight`` × LSGAN loss + ``l1_weight`` × L1(fake, real) + ``diversity_weight`` × the
+      diversity shortfall (:func:`~monai_msgan.losses.diversity_shortfall`: how much less two samples of different
+      noise differ than real images do) + ``coverage_weight`` × the mode coverage
+      (:func:`~monai_msgan.losses.mode_coverage`: how far each real image of the batch is from its nearest sample).
+      The L1 term applies where there is something to be faithful to (a coarse input or a condition); an
+      unconditional base learns from D alone, and only an unconditional base gets the diversity and coverage terms
+      (with a coarse input or condition, the diversity comes from them). ``adversarial_weight`` 0
+      trains G with L1 alone (a learned super-resolution network) and skips D.
+    - With ``ema_half_life`` set, :attr:`generator_ema` (a :class:`~monai_msgan.engines.GeneratorEMA`) averages
+      G's weights after every generator step; it is what should be exported for inference.
 
-    ``engine.state.output`` holds the float losses (``loss_d``, ``loss_g``, ``loss_g_adv``, ``loss_g_l1``) and the
-    detached ``real``, ``fake`` and ``coarse`` tensors for previews.
+    ``engine.state.output`` holds the float losses (``loss_d``, ``loss_d_r1``, ``loss_g``, ``loss_g_adv``,
+    ``loss_g_l1``, ``loss_g_div``, ``loss_g_cov``), the augmentation probability ``augment_p`` and the detached
+    ``real``, ``fake`` and ``coarse`` tensors for previews.
 
     Args:
         device: where to train.
         num_iterations: iterations to train (one epoch of that length; resumes mid-way from a checkpoint).
         train_data_loader: yields dict batches.
         generator: takes ``(coarse, condition, noise)``; its ``noise_channels`` attribute sets the noise drawn.
-        discriminator: MONAI ``PatchDiscriminator``/``MultiScalePatchDiscriminator`` or any net returning logits.
+        discriminator: :class:`~monai_msgan.networks.PatchDiscriminator`, MONAI's
+            ``PatchDiscriminator``/``MultiScalePatchDiscriminator`` or any net returning logits.
         g_optimizer: optimiser of the generator's parameters.
         d_optimizer: optimiser of the discriminator's parameters.
         image_key: batch key of the real image.
         coarse_key: batch key of the upsampled coarser scale.
         condition_key: batch key of the condition, or None.
-        adversarial_weight: weight of G's adversarial loss.
+        adversarial_weight: weight of G's adversarial loss (0 = L1 only, no discriminator training).
         l1_weight: weight of G's L1 loss.
-        d_steps: discriminator steps per generator step (alternating updates).
+        d_steps: discriminator steps per iteration.
+        g_steps: generator steps per iteration (``d_steps``/``g_steps`` set the alternation of G and D updates).
         amp: autocast the forward passes (bfloat16 on CPU; float16 with a grad scaler, or bfloat16, on CUDA).
         amp_dtype: ``"bfloat16"`` or ``"float16"``; None picks by device.
         handlers: Ignite handlers to attach (checkpoints, stats, TensorBoard, ...).
         non_blocking: non-blocking host-to-device copies.
+        augment: module applied to every discriminator input, real and fake (e.g.
+            :class:`~monai_msgan.networks.blocks.DiscriminatorAugment`); its ``update(real_logits)`` is called
+            after each discriminator step when it has one. None = no augmentation.
+        r1_gamma: weight of the R1 gradient penalty (0 = off).
+        r1_interval: iterations between R1 penalties (lazy regularisation; the penalty is scaled to match).
+        diversity_weight: weight of the diversity shortfall of an unconditional base (0 = off).
+        coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
+        ema_half_life: half-life in iterations of the generator's weight average (None = no average).
+        ema_rampup: ramp-up of that half-life (see :class:`~monai_msgan.engines.GeneratorEMA`).
     """
 
     def __init__(
@@ -104,11 +130,23 @@ class ScaleGanTrainer(Trainer):
         amp_dtype: str | torch.dtype | None = None,
         handlers: Sequence | None = None,
         non_blocking: bool = False,
+        g_steps: int = 1,
+        augment: nn.Module | None = None,
+        r1_gamma: float = 0.0,
+        r1_interval: int = 16,
+        diversity_weight: float = 0.0,
+        coverage_weight: float = 0.0,
+        ema_half_life: float | None = None,
+        ema_rampup: float | None = 0.05,
     ) -> None:
         if num_iterations < 1:
             raise ValueError(f"num_iterations must be at least 1, got {num_iterations}.")
-        if d_steps < 1:
-            raise ValueError(f"d_steps must be at least 1, got {d_steps}.")
+        if d_steps < 1 or g_steps < 1:
+            raise ValueError(f"d_steps and g_steps must be at least 1, got {d_steps} and {g_steps}.")
+        if r1_gamma < 0 or r1_interval < 1:
+            raise ValueError(f"r1_gamma must be >= 0 and r1_interval >= 1, got {r1_gamma} and {r1_interval}.")
+        if min(diversity_weight, coverage_weight, adversarial_weight, l1_weight) < 0:
+            raise ValueError("the adversarial, L1, diversity and coverage weights must be non-negative.")
         device = torch.device(device)
         amp = ensure_bool(amp, "amp")
         super().__init__(
@@ -131,6 +169,13 @@ class ScaleGanTrainer(Trainer):
         self.adversarial_weight = adversarial_weight
         self.l1_weight = l1_weight
         self.d_steps = d_steps
+        self.g_steps = g_steps
+        self.augment = augment
+        self.r1_gamma = float(r1_gamma)
+        self.r1_interval = int(r1_interval)
+        self.diversity_weight = float(diversity_weight)
+        self.coverage_weight = float(coverage_weight)
+        self.generator_ema = None if ema_half_life is None else GeneratorEMA(generator, ema_half_life, ema_rampup)
         self.use_amp = amp
         self.amp_dtype = resolve_amp_dtype(amp_dtype, device)
         self.adv_loss = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
@@ -174,53 +219,89 @@ class ScaleGanTrainer(Trainer):
             raise ValueError(f"condition_key '{self.condition_key}' is missing from the batch.")
         context = [t for t in (coarse, condition) if t is not None]
         noise_channels = int(getattr(self.generator, "noise_channels", 0))
+        iteration = engine.state.iteration
 
         def d_input(img: torch.Tensor) -> torch.Tensor:
             return torch.cat([img, *context], dim=1) if context else img
+
+        def d_out(img: torch.Tensor) -> Any:
+            x = d_input(img)
+            return self.discriminator(x if self.augment is None else self.augment(x))
 
         def draw_noise() -> torch.Tensor | None:
             if noise_channels == 0:
                 return None
             return torch.randn((real.shape[0], noise_channels, *real.shape[2:]), device=real.device)
 
+        def generate() -> torch.Tensor:
+            return self.generator(coarse, condition, draw_noise())
+
         self.generator.train()
         self.discriminator.train()
 
         # The generator's output for its own step also serves the last discriminator step (detached).
         with self._autocast():
-            fake = self.generator(coarse, condition, draw_noise())
+            fake = generate()
 
-        # Discriminator step(s).
-        self.discriminator.requires_grad_(True)
-        for step in range(self.d_steps):
+        # Discriminator step(s); none when G learns from L1 alone.
+        loss_d = loss_r1 = torch.zeros((), device=real.device)
+        train_d = self.adversarial_weight > 0
+        self.discriminator.requires_grad_(train_d)
+        for step in range(self.d_steps if train_d else 0):
             if step == self.d_steps - 1:
                 fake_d = fake.detach()
             else:
                 with torch.no_grad(), self._autocast():
-                    fake_d = self.generator(coarse, condition, draw_noise())
+                    fake_d = generate()
             self.d_optimizer.zero_grad(set_to_none=True)
             with self._autocast():
-                loss_d = 0.5 * (
-                    self._adv(self.discriminator(d_input(real)), True, True)
-                    + self._adv(self.discriminator(d_input(fake_d)), False, True)
-                )
-            self._step(loss_d, self.d_optimizer, self.d_scaler)
+                out_real = d_out(real)
+                loss_d = 0.5 * (self._adv(out_real, True, True) + self._adv(d_out(fake_d), False, True))
+                loss = loss_d
+                if self.r1_gamma > 0 and step == 0 and (iteration - 1) % self.r1_interval == 0:
+                    loss_r1 = r1_penalty(lambda x: _logits(d_out(x)), real)
+                    loss = loss + 0.5 * self.r1_gamma * self.r1_interval * loss_r1
+            self._step(loss, self.d_optimizer, self.d_scaler)
+            if self.augment is not None and hasattr(self.augment, "update"):
+                self.augment.update(_logits(out_real))
 
-        # Generator step.
+        # Generator step(s).
         self.discriminator.requires_grad_(False)
-        self.g_optimizer.zero_grad(set_to_none=True)
-        with self._autocast():
-            loss_adv = self._adv(self.discriminator(d_input(fake)), True, False)
-        loss_l1 = self.l1_loss(fake.float(), real.float()) if context else torch.zeros((), device=real.device)
-        loss_g = self.adversarial_weight * loss_adv + self.l1_weight * loss_l1
-        self._step(loss_g, self.g_optimizer, self.g_scaler)
+        unconditional = noise_channels > 0 and not context
+        loss_adv = loss_div = loss_cov = torch.zeros((), device=real.device)
+        for step in range(self.g_steps):
+            if step > 0:
+                with self._autocast():
+                    fake = generate()
+            self.g_optimizer.zero_grad(set_to_none=True)
+            with self._autocast():
+                if train_d:
+                    loss_adv = self._adv(d_out(fake), True, False)
+                if unconditional and self.diversity_weight > 0:
+                    loss_div = diversity_shortfall(fake, generate(), real)
+            if unconditional and self.coverage_weight > 0:
+                loss_cov = mode_coverage(fake, real)
+            loss_l1 = self.l1_loss(fake.float(), real.float()) if context else torch.zeros((), device=real.device)
+            loss_g = (
+                self.adversarial_weight * loss_adv
+                + self.l1_weight * loss_l1
+                + self.diversity_weight * loss_div
+                + self.coverage_weight * loss_cov
+            )
+            self._step(loss_g, self.g_optimizer, self.g_scaler)
+            if self.generator_ema is not None:
+                self.generator_ema.update(self.generator, iteration)
         self.discriminator.requires_grad_(True)
 
         return {
             "loss_d": loss_d.item(),
+            "loss_d_r1": loss_r1.item(),
             "loss_g": loss_g.item(),
             "loss_g_adv": loss_adv.item(),
             "loss_g_l1": loss_l1.item(),
+            "loss_g_div": loss_div.item(),
+            "loss_g_cov": loss_cov.item(),
+            "augment_p": 0.0 if self.augment is None else float(getattr(self.augment, "probability", 1.0)),
             "real": real.detach(),
             "fake": fake.detach().float(),
             "coarse": None if coarse is None else coarse.detach(),

@@ -9,12 +9,14 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Metrics for generated images: SWD, seam visibility, paired fidelity, diversity, feature distances."""
+"""Metrics for generated images: SWD, seam visibility, paired fidelity, diversity, intensity fidelity, feature
+distances."""
 
 from __future__ import annotations
 
 from monai_msgan.metrics.evaluation import GenerationEvaluation
 from monai_msgan.metrics.features import FeatureDistances
+from monai_msgan.metrics.intensity import QUANTILES, intensity_distance, intensity_quantiles, outside_body_air
 from monai_msgan.metrics.seams import grid_lines, seam_score
 from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
 from monai_msgan.metrics.swd import SlicedWassersteinDistance, laplacian_pyramid, sliced_wasserstein
@@ -23,9 +25,13 @@ __all__ = [
     "FeatureDistances",
     "GenerationEvaluation",
     "SlicedWassersteinDistance",
+    "QUANTILES",
     "grid_lines",
+    "intensity_distance",
+    "intensity_quantiles",
     "laplacian_pyramid",
     "paired_fidelity",
+    "outside_body_air",
     "pairwise_diversity",
     "seam_score",
     "sliced_wasserstein",

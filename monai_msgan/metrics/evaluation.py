@@ -23,6 +23,7 @@ import torch
 
 import monai_msgan
 from monai_msgan.data.io import mid_planes, montage, save_png_preview, write_json
+from monai_msgan.metrics.intensity import intensity_distance, intensity_quantiles, outside_body_air
 from monai_msgan.metrics.seams import grid_lines, seam_score
 from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
 from monai_msgan.metrics.swd import SlicedWassersteinDistance
@@ -48,8 +49,13 @@ class GenerationEvaluation:
     the seam score of the generated images on the finest scale's window grid and, for reference, of the real images
     on the same grid, the pairwise diversity of samples (of the same condition, for conditional models; omitted with
     one sample), and for conditional models the paired fidelity (SSIM, PSNR, MAE in ``[0, 1]`` intensity units).
+    It also records intensity fidelity: the 1-Wasserstein distance between each generated image's intensity
+    histogram and the held-out real images' (:func:`~monai_msgan.metrics.intensity_distance`) and intensity
+    quantiles of both, in HU when ``intensity_range`` gives the HU window of the model range (CT), where it adds
+    the fraction of outside-the-body voxels that are air (:func:`~monai_msgan.metrics.outside_body_air`); and the
+    diversity among real images (held-out plus ``reference_files``) next to the samples' own, on the same metric.
     ``output_dir/panel.png`` shows the condition (conditional models), a real image, one or two samples, and a 4×
-    zoom of a generated image around the window-grid crossing nearest its centre.
+    zoom of a generated image around the window-grid crossing nearest its centre (CT in a -1000..1000 HU window).
 
     Args:
         synthesizer: trained synthesizer.
@@ -62,6 +68,10 @@ class GenerationEvaluation:
         swd_levels: Laplacian levels (reduced for small images).
         overwrite: replace existing results.
         condition_key: key of the condition the preprocessing makes (conditional models), or None.
+        reference_files: further real images (e.g. the training list) for the diversity among real images.
+        intensity_range: the intensities that the model range ``[-1, 1]`` stands for, e.g. a CT's HU window
+            ``[-1024, 3071]``: intensity metrics are then in those units and CT air metrics are added. None = the
+            ``[0, 1]`` units of normalised radiographs.
     """
 
     def __init__(
@@ -76,6 +86,8 @@ class GenerationEvaluation:
         swd_levels: int = 4,
         overwrite: bool = False,
         condition_key: str | None = None,
+        reference_files: Sequence[dict] | None = None,
+        intensity_range: Sequence[float] | None = None,
     ) -> None:
         if len(real_files) == 0:
             raise ValueError("no held-out images to evaluate against (the datalist's 'validation' list is empty).")
@@ -93,6 +105,50 @@ class GenerationEvaluation:
         self.image_key = image_key
         self.swd_levels = swd_levels
         self.overwrite = ensure_bool(overwrite, "overwrite")
+        self.reference_files = list(reference_files or [])
+        if intensity_range is not None and (len(intensity_range) != 2 or intensity_range[0] >= intensity_range[1]):
+            raise ValueError(f"intensity_range must be [low, high] with low < high, got {intensity_range}.")
+        self.intensity_range = None if intensity_range is None else [float(v) for v in intensity_range]
+
+    def _units(self, unit: torch.Tensor) -> torch.Tensor:
+        """``[0, 1]`` intensities in the images' own units (HU for CT)."""
+        if self.intensity_range is None:
+            return unit
+        lo, hi = self.intensity_range
+        return unit * (hi - lo) + lo
+
+    def _display(self, unit: torch.Tensor) -> torch.Tensor:
+        """``[0, 1]`` intensities for the panel: CT in a -1000..1000 HU window, radiographs as they are."""
+        if self.intensity_range is None:
+            return unit
+        return ((self._units(unit) + 1000.0) / 2000.0).clamp(0, 1)
+
+    def _intensity_metrics(self, fake: torch.Tensor, real: torch.Tensor) -> dict:
+        fake_u, real_u = self._units(fake), self._units(real)
+        out: dict = {
+            "units": "HU" if self.intensity_range is not None else "[0, 1]",
+            "distance_to_real": round(intensity_distance(fake_u, real_u)["mean"], 4),
+            "quantiles_generated": {k: round(v, 4) for k, v in intensity_quantiles(fake_u).items()},
+            "quantiles_real": {k: round(v, 4) for k, v in intensity_quantiles(real_u).items()},
+        }
+        if self.intensity_range is not None and fake.ndim == 5:
+            gen = [outside_body_air(f) for f in fake_u]
+            ref = [outside_body_air(r) for r in real_u]
+            out["outside_body_air"] = {
+                "generated": round(sum(g["outside_air_fraction"] for g in gen) / len(gen), 4),
+                "real": round(sum(r["outside_air_fraction"] for r in ref) / len(ref), 4),
+                "outside_fraction_generated": round(sum(g["outside_fraction"] for g in gen) / len(gen), 4),
+                "outside_fraction_real": round(sum(r["outside_fraction"] for r in ref) / len(ref), 4),
+            }
+        return out
+
+    def _real_diversity(self, real: torch.Tensor) -> dict | None:
+        images = list(real)
+        for f in self.reference_files:
+            x = _to_unit(torch.as_tensor(self.preprocessing(f)[self.image_key]))
+            if tuple(x.shape) == tuple(real.shape[1:]):
+                images.append(x)
+        return pairwise_diversity(torch.stack(images)) if len(images) >= 2 else None
 
     def _load(self) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         reals, conds = [], []
@@ -151,6 +207,7 @@ class GenerationEvaluation:
         if conds is not None:
             paired = real.repeat_interleave(self.num_samples, dim=0)
             result["paired_fidelity"] = {k: round(v, 4) for k, v in paired_fidelity(fake, paired).items()}
+        result["intensity"] = self._intensity_metrics(fake, real)
         if self.num_samples >= 2:
             div = [pairwise_diversity(g) for g in groups]
             result["diversity"] = {
@@ -158,6 +215,9 @@ class GenerationEvaluation:
                 "mean": sum(d["mean"] for d in div) / len(div),
                 "pairs": sum(d["pairs"] for d in div),
             }
+        real_div = self._real_diversity(real)
+        if real_div is not None:
+            result["diversity_real"] = real_div
         result["generation_seconds_per_sample"] = round(seconds / len(fake), 3)
         result["seeds"] = seeds
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -167,10 +227,11 @@ class GenerationEvaluation:
         return result
 
     def _panel(self, real: torch.Tensor, fake: torch.Tensor, path: Path, condition: torch.Tensor | None) -> None:
-        shown = ([] if condition is None else [condition[:1].clamp(0, 1)]) + [real, *fake[:2]]
+        images = [self._display(x) for x in (real, *fake[:2])]
+        shown = ([] if condition is None else [condition[:1].clamp(0, 1)]) + images
         planes = [montage(mid_planes(x), 512) for x in shown]
         # zoom on the window-grid crossing nearest the centre of the first generated image (its first plane)
-        plane = mid_planes(fake[0])[0]
+        plane = mid_planes(self._display(fake[0]))[0]
         lines = grid_lines(tuple(plane.shape), self.synthesizer.patch_size[:2], self.synthesizer.overlap)
         cx, cy = (min(ln, key=lambda p, c=n // 2: abs(p - c)) if ln else n // 2 for ln, n in zip(lines, plane.shape))
         half = max(8, min(self.synthesizer.patch_size[:2]) // 2)

@@ -9,11 +9,20 @@
 # WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
 # See the License for the specific language governing permissions and
 # limitations under the License.
-"""Networks of every scale. Discriminators are MONAI's own
-(:class:`monai.networks.nets.PatchDiscriminator`, :class:`monai.networks.nets.MultiScalePatchDiscriminator`)."""
+"""Networks of every scale, the discriminator and the blocks of the training recipe (minibatch statistics,
+differentiable augmentation). MONAI's own discriminators (:class:`monai.networks.nets.PatchDiscriminator`,
+:class:`monai.networks.nets.MultiScalePatchDiscriminator`) work with the trainer too."""
 
 from __future__ import annotations
 
-from monai_msgan.networks.nets import BaseGenerator, MultiScaleGenerator, PatchGenerator
+from monai_msgan.networks.blocks import DiscriminatorAugment, MinibatchStdDev
+from monai_msgan.networks.nets import BaseGenerator, MultiScaleGenerator, PatchDiscriminator, PatchGenerator
 
-__all__ = ["BaseGenerator", "MultiScaleGenerator", "PatchGenerator"]
+__all__ = [
+    "BaseGenerator",
+    "DiscriminatorAugment",
+    "MinibatchStdDev",
+    "MultiScaleGenerator",
+    "PatchDiscriminator",
+    "PatchGenerator",
+]

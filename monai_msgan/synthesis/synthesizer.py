@@ -62,14 +62,20 @@ class MultiScaleSynthesizer:
         progress: show a progress bar per scale.
         batch_invariant: run the windows of a batch through the network one at a time (bit-identical results for
             any ``sw_batch_size``; on CPU this is also faster). False = one batched forward pass.
-        base_window: the size the base was trained at. A larger base (an output larger than the training size) is
-            then generated in overlapping windows of this size, blended like the patch scales, so that its memory
-            stays that of the training size and each window sees the image statistics it was trained on.
-            None = always generate the base in one pass.
+        base_window: the size the base was trained at (the trained ``image_size / 2**(num_scales - 1)``). With it
+            set, an ``output_size`` other than the trained size is refused (see ``extend_field_of_view``): the base
+            generates a whole anatomy per window, so a larger output would repeat the anatomy in every window.
+            None = no trained size known: the base runs in one pass at whatever size is asked.
+        extend_field_of_view: opt in to outputs larger than the trained size for texture-like data, where repeating
+            content is acceptable: the base is then generated in overlapping windows of ``base_window``, blended
+            like the patch scales, so its memory stays that of the training size. Outputs smaller than the trained
+            size are always refused when ``base_window`` is set (they would be a crop the base never learned).
         generated_scales: generate only scales ``0 .. generated_scales - 1`` with their networks and bring the last
             one to the output size by interpolation (``interp_mode``). None = every scale. ``1`` is the
             "low-resolution GAN + interpolation" baseline: only the base is trained and used.
         interp_mode: interpolation for ``generated_scales``: None = bicubic (2D) or trilinear (3D).
+        truncation: factor on the base scale's noise (a narrowed latent interval, as in truncation-trick sampling):
+            below 1, samples stay closer to the typical image, trading diversity for fidelity. 1 = as trained.
     """
 
     def __init__(
@@ -88,6 +94,8 @@ class MultiScaleSynthesizer:
         base_window: Sequence[int] | int | None = None,
         generated_scales: int | None = None,
         interp_mode: str | None = None,
+        truncation: float = 1.0,
+        extend_field_of_view: bool = False,
     ) -> None:
         self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.generator = generator.to(self.device).eval()
@@ -111,6 +119,10 @@ class MultiScaleSynthesizer:
             raise ValueError(f"generated_scales must be null (all) or in 1..{n}, got {generated_scales}.")
         self.generated_scales = n if generated_scales is None else int(generated_scales)
         self.interp_mode = interp_mode or ("bicubic" if self.spatial_dims == 2 else "trilinear")
+        if not 0.0 <= float(truncation) <= 1.0:
+            raise ValueError(f"truncation must be in [0, 1], got {truncation}.")
+        self.truncation = float(truncation)
+        self.extend_field_of_view = ensure_bool(extend_field_of_view, "extend_field_of_view")
         self.logger = logging.getLogger(__name__)
 
     @property
@@ -127,6 +139,21 @@ class MultiScaleSynthesizer:
                 f"output size {list(output_size)} is too small: scale 1 is {list(sizes[1])}, smaller than the patch "
                 f"size {list(self.patch_size)}."
             )
+        if self.base_window is not None and tuple(sizes[0]) != tuple(self.base_window):
+            trained = [w * 2 ** (self.num_scales - 1) for w in self.base_window]
+            if any(s < w for s, w in zip(sizes[0], self.base_window)):
+                raise ValueError(
+                    f"output size {list(output_size)} is smaller than the trained size {trained} in some dimension: "
+                    "the model generates the trained field of view only. Generate at the trained size and crop or "
+                    "resample the result, or train at the size you need."
+                )
+            if not self.extend_field_of_view:
+                raise ValueError(
+                    f"output size {list(output_size)} differs from the trained size {trained}: the base would "
+                    "generate a whole anatomy in every window and tile it. Generate at the trained size, train at "
+                    "the size you need, or set extend_field_of_view=true to accept a repeated, texture-like "
+                    "extension of the field of view (e.g. for memory benchmarks)."
+                )
         return sizes
 
     def _autocast(self):
@@ -241,8 +268,6 @@ class MultiScaleSynthesizer:
     def _base(self, seed: int, size: tuple[int, ...], condition: torch.Tensor | None) -> torch.Tensor:
         base = self.generator.base
         if self.base_window is not None and any(s > w for s, w in zip(size, self.base_window)):
-            if any(s < w for s, w in zip(size, self.base_window)):
-                raise ValueError(f"base size {list(size)} must be at least base_window {list(self.base_window)}.")
             return self._assemble(0, None, condition, seed, size)
         noise = self._noise(base, seed, 0, size)
         cond = None if condition is None else condition[None].to(self.device)
@@ -253,7 +278,8 @@ class MultiScaleSynthesizer:
         channels = int(getattr(net, "noise_channels", 0))
         if channels == 0:
             return None
-        return positional_noise(seed, scale, channels, size, region=region, device=self.device)
+        noise = positional_noise(seed, scale, channels, size, region=region, device=self.device)
+        return noise * self.truncation if scale == 0 and self.truncation != 1.0 else noise
 
     def _run(self, net, scale, seed, size, coarse, cond, regions) -> torch.Tensor:
         """Run ``net`` on a batch of windows (moved to the device) with their positional noise; CPU float32 out.

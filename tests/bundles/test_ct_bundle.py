@@ -33,6 +33,7 @@ TINY = [
     "--num_scales", "2",
     "--patch_size", "[32,32,32]",
 ]  # fmt: skip
+LARGER = ["--output_size", "[64,64,96]", "--extend_field_of_view", "true"]  # beyond the trained 64^3
 TRAIN = ["--num_iterations", "[2,2]", "--batch_size", "1", "--patches_per_image", "2"]
 
 
@@ -62,7 +63,7 @@ def test_dicom_and_nifti_to_generated_ct(tmp_path):
     for mode in ("memory", "disk"):
         out = tmp_path / mode
         ok(_bundle("inference", ["inference.json", "quick.json"], "--ckpt_dir", str(ckpt), "--output_dir", str(out),
-                    *TINY, "--output_size", "[64,64,96]", "--output_buffer", mode, "--seed", "3"))  # fmt: skip
+                    *TINY, *LARGER, "--output_buffer", mode, "--seed", "3"))  # fmt: skip
         assert json.loads((out / "cts.json").read_text())["output_buffer"] == mode
         outputs[mode] = out / "ct_000.nii.gz"
         assert (out / "ct_000.png").is_file()
@@ -79,5 +80,5 @@ def test_dicom_and_nifti_to_generated_ct(tmp_path):
     assert np.allclose(np.array(s.GetDirection()).reshape(3, 3), np.diag([-1, -1, 1]))
 
     proc = _bundle("inference", ["inference.json", "quick.json"], "--ckpt_dir", str(ckpt), "--output_dir",
-                   str(tmp_path / "disk"), *TINY, "--output_size", "[64,64,96]")  # fmt: skip
+                   str(tmp_path / "disk"), *TINY, *LARGER)  # fmt: skip
     assert proc.returncode != 0 and "already exists; refusing to overwrite" in proc.stderr

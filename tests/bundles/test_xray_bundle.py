@@ -78,7 +78,7 @@ def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
     assert (ckpt / "scale_1" / "generator.pt").stat().st_mtime_ns >= before
 
     infer_args = ["--ckpt_dir", str(ckpt), "--output_dir", str(out), *TINY[:6]]
-    # larger than the training size (256): the model is fully convolutional
+    # larger than the training size (256): refused unless the field of view extension is asked for
     proc = ok(
         _bundle(
             "inference",
@@ -86,6 +86,8 @@ def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
             *infer_args,
             "--output_size",
             "[512,384]",
+            "--extend_field_of_view",
+            "true",
             "--num_samples",
             "2",
             "--seed",
@@ -106,10 +108,21 @@ def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
     assert Image.open(out / "xray_000.png").size == (512, 384)  # NIfTI axis 0 = columns = PNG width
     second = nib.load(out / "xray_001.nii.gz").get_fdata()
     assert not np.allclose(pixels, second)
+    # without the opt-in, a size other than the trained one is refused instead of tiling the anatomy
+    proc = _bundle("inference", ["inference.json", "quick.json"], *infer_args, "--output_size", "[512,384]")
+    assert proc.returncode != 0 and "differs from the trained size [256, 256]" in proc.stderr
 
     # never overwrite silently; the same seed with another sw_batch_size reproduces the image exactly
     proc = _bundle(
-        "inference", ["inference.json", "quick.json"], *infer_args, "--output_size", "[512,384]", "--seed", "5"
+        "inference",
+        ["inference.json", "quick.json"],
+        *infer_args,
+        "--output_size",
+        "[512,384]",
+        "--extend_field_of_view",
+        "true",
+        "--seed",
+        "5",
     )
     assert proc.returncode != 0 and "already exists; refusing to overwrite" in proc.stderr
     ok(
@@ -119,6 +132,8 @@ def test_prepare_train_generate_end_to_end(demo_raw, tmp_path):
             *infer_args,
             "--output_size",
             "[512,384]",
+            "--extend_field_of_view",
+            "true",
             "--seed",
             "5",
             "--sw_batch_size",

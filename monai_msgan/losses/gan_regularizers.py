@@ -1,0 +1,86 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Regularisers of GAN training: R1 gradient penalty and a diversity term against mode collapse."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["r1_penalty", "diversity_shortfall", "mode_coverage"]
+
+
+def r1_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
+    """R1 gradient penalty (Mescheder et al. 2018): the mean over samples of ``||grad_x D(x)||^2`` at real ``x``.
+
+    It pushes the discriminator to be flat on the real data, which keeps GAN training near its equilibrium without
+    limiting the discriminator's capacity elsewhere. Patch discriminators' outputs are summed over positions.
+
+    Args:
+        discriminator: maps a batch to logits (may augment, add context channels, ...); differentiable in ``x``.
+        real: the real batch ``(B, C, *spatial)``; the gradient is taken with respect to it.
+
+    Returns:
+        the penalty (a scalar with a graph, to be weighted by ``gamma / 2`` and added to D's loss).
+    """
+    real = real.detach().requires_grad_(True)
+    out = discriminator(real)
+    outs = out if isinstance(out, (list, tuple)) else [out]
+    total = sum(o.float().sum() for o in outs)
+    (grad,) = torch.autograd.grad(total, real, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1).mean()
+
+
+def _pair_distance(x: torch.Tensor) -> torch.Tensor:
+    """Mean absolute difference between each sample and the next (the batch rolled by one)."""
+    return (x - x.roll(1, dims=0)).abs().flatten(1).mean(1)
+
+
+def diversity_shortfall(fake_a: torch.Tensor, fake_b: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+    """How much less two generations from different noise differ than real images differ from each other.
+
+    ``relu(d_real - d_fake)``, with ``d_fake`` the mean absolute difference of ``fake_a`` and ``fake_b`` (same
+    conditions, different noise) and ``d_real`` that of real samples paired within the batch. It is zero once the
+    generator's samples differ as much as real images do, so unlike an unbounded diversity-sensitive term it never
+    rewards noise for its own sake; below that it pushes the generator's outputs apart (against mode collapse).
+
+    Returns:
+        a scalar loss for the generator (0 with fewer than two real samples).
+    """
+    if real.shape[0] < 2:
+        return fake_a.new_zeros(())
+    d_real = _pair_distance(real.float()).mean().detach()
+    d_fake = (fake_a.float() - fake_b.float()).abs().flatten(1).mean(1).mean()
+    return torch.relu(d_real - d_fake)
+
+
+def mode_coverage(fake: torch.Tensor, real: torch.Tensor, pool: int = 4) -> torch.Tensor:
+    """How far each real image is from the nearest generated one in the batch (implicit maximum likelihood).
+
+    ``mean_i min_j |pool(real_i) - pool(fake_j)|``, with ``pool`` an average pooling by ``pool`` (the comparison is
+    about the layout of the image, not its texture). A generator that has collapsed onto one kind of image leaves the
+    other kinds of real images far from every sample; this term pulls the nearest sample towards each of them, so
+    every mode of the data gets generated (Li and Malik, IMLE, 2018). Unlike a term that rewards samples for
+    differing from each other, it cannot be satisfied by artefacts: samples must come close to real images.
+
+    Returns:
+        a scalar loss for the generator.
+    """
+    nd = fake.ndim - 2
+    pool_fn = F.avg_pool2d if nd == 2 else F.avg_pool3d
+    k = max(1, min([pool, *fake.shape[2:]]))
+    f = pool_fn(fake.float(), k).flatten(1)
+    r = pool_fn(real.float(), k).flatten(1).detach()
+    dist = torch.cdist(r, f, p=1) / f.shape[1]  # (real, fake) mean absolute differences
+    return dist.min(dim=1).values.mean()

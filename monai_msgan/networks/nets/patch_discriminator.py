@@ -1,0 +1,109 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Patch discriminator with the options a GAN on few images needs: minibatch statistics, spectral norm, no
+batch norm."""
+
+from __future__ import annotations
+
+import torch
+from monai.networks.blocks import Convolution
+from torch import nn
+
+from monai_msgan.networks.blocks.minibatch_std import MinibatchStdDev
+
+__all__ = ["PatchDiscriminator"]
+
+
+class PatchDiscriminator(nn.Module):
+    """A PatchGAN discriminator (pix2pix layout, as MONAI's :class:`monai.networks.nets.PatchDiscriminator`) for 2D
+    and 3D, returning one logit per receptive field.
+
+    ``initial conv (stride 2) -> num_layers_d convs (stride 2, the last stride 1) -> [minibatch std] -> final conv``.
+    Compared with MONAI's network it adds the options that matter when few real images are available:
+
+    - ``minibatch_std``: a :class:`~monai_msgan.networks.blocks.MinibatchStdDev` layer before the final
+      convolution, so that a batch of identical fakes (mode collapse) is easy to reject;
+    - ``spectral_norm``: spectral normalisation of every convolution (a Lipschitz bound that keeps D smooth);
+    - ``norm`` defaults to none: batch norm mixes the statistics of a real-only and a fake-only batch, which both
+      leaks batch identity and spoils per-sample gradient penalties such as R1.
+
+    Args:
+        spatial_dims: 2 or 3.
+        in_channels: input channels (image plus any conditioning channels).
+        channels: features of the first layer, doubled at each further layer up to ``max_channels``.
+        num_layers_d: convolutions between the first and the final one.
+        kernel_size: kernel size of all but the final convolution.
+        norm: normalisation of the inner layers (MONAI name or tuple), None for none.
+        act: activation (MONAI name or tuple).
+        minibatch_std: group size of the minibatch standard deviation layer (0 = off).
+        minibatch_std_channels: statistics channels that layer appends.
+        spectral_norm: spectral normalisation of every convolution.
+        max_channels: cap on feature channels.
+    """
+
+    def __init__(
+        self,
+        spatial_dims: int,
+        in_channels: int,
+        channels: int = 64,
+        num_layers_d: int = 3,
+        kernel_size: int = 4,
+        norm: str | tuple | None = None,
+        act: str | tuple = ("LEAKYRELU", {"negative_slope": 0.2}),
+        minibatch_std: int = 0,
+        minibatch_std_channels: int = 1,
+        spectral_norm: bool = False,
+        max_channels: int = 512,
+    ) -> None:
+        super().__init__()
+        if num_layers_d < 1:
+            raise ValueError(f"num_layers_d must be at least 1, got {num_layers_d}.")
+        if minibatch_std < 0:
+            raise ValueError(f"minibatch_std must be 0 (off) or a group size of at least 2, got {minibatch_std}.")
+        self.spatial_dims = spatial_dims
+        self.in_channels = in_channels
+        padding = (kernel_size - 1) // 2
+        layers: list[nn.Module] = [
+            Convolution(
+                spatial_dims, in_channels, channels, strides=2, kernel_size=kernel_size, padding=padding, act=act
+            )
+        ]
+        ch = channels
+        for i in range(num_layers_d):
+            nxt = min(ch * 2, max_channels)
+            stride = 1 if i == num_layers_d - 1 else 2
+            layers.append(
+                Convolution(
+                    spatial_dims, ch, nxt, strides=stride, kernel_size=kernel_size, padding=padding, act=act, norm=norm
+                )
+            )
+            ch = nxt
+        self.features = nn.Sequential(*layers)
+        self.minibatch_std = MinibatchStdDev(minibatch_std, minibatch_std_channels) if minibatch_std else None
+        extra = minibatch_std_channels if minibatch_std else 0
+        self.final_conv = Convolution(spatial_dims, ch + extra, 1, kernel_size=3, padding=1, conv_only=True)
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+                nn.init.normal_(m.weight, 0.0, 0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+                if spectral_norm:
+                    nn.utils.parametrizations.spectral_norm(m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(B, 1, *patches)`` for ``(B, in_channels, *spatial)`` inputs."""
+        if x.shape[1] != self.in_channels:
+            raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]}.")
+        h = self.features(x)
+        if self.minibatch_std is not None:
+            h = self.minibatch_std(h)
+        return self.final_conv(h)

@@ -1,0 +1,144 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""Each option of the training recipe changes the training step in the way it claims."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from ignite.engine import Events
+from monai.transforms import Identity
+
+from monai_msgan.engines import MultiScaleTraining
+from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchDiscriminator, PatchGenerator
+from monai_msgan.utils import checkpoint_path, generator_path, load_weights
+
+
+def _training(tmp_path, **kwargs) -> MultiScaleTraining:
+    torch.manual_seed(0)
+    generator = MultiScaleGenerator(
+        BaseGenerator(2, noise_channels=3, latent_channels=2, features=(4, 4, 8, 8, 8, 4), noise_downsample=2),
+        lambda: PatchGenerator(2, channels=4, num_res_blocks=1),
+        num_scales=2,
+    )
+    # very different real images, so that the diversity among them is large
+    files = [{"image": torch.full((1, 64, 64), v)} for v in (-0.9, 0.0, 0.9)]
+    disc = functools.partial(PatchDiscriminator, spatial_dims=2, channels=4, num_layers_d=2, minibatch_std=2)
+    options = {
+        "train_scale": 0,
+        "num_iterations": 2,
+        "batch_size": 2,
+        "patches_per_image": 2,
+        "save_interval": 1,
+        "log_interval": 1,
+        "preview_interval": 0,
+        "progress": False,
+        **kwargs,
+    }
+    return MultiScaleTraining(
+        generator=generator,
+        base_discriminator=functools.partial(disc, in_channels=1),
+        patch_discriminator=functools.partial(disc, in_channels=2),
+        g_optimizer=functools.partial(torch.optim.Adam, lr=1e-2),
+        d_optimizer=functools.partial(torch.optim.Adam, lr=1e-2),
+        train_files=files,
+        preprocessing=Identity(),
+        patch_size=16,
+        ckpt_dir=tmp_path / "ckpt",
+        log_dir=None,
+        **options,
+    )
+
+
+def _run(training: MultiScaleTraining, scale: int | None = None):
+    trainer, _ = training.build_trainer(training.train_scales[0] if scale is None else scale)
+    outputs: list[dict] = []
+    trainer.add_event_handler(
+        Events.ITERATION_COMPLETED, lambda e: outputs.append({k: v for k, v in e.state.output.items()})
+    )
+    trainer.run()
+    return trainer, outputs
+
+
+def test_ema_weights_differ_from_raw_weights_and_are_exported(tmp_path):
+    trainer, _ = _run(_training(tmp_path, num_iterations=4, ema_half_life=10.0, ema_rampup=None))
+    ckpt = load_weights(checkpoint_path(tmp_path / "ckpt", 0))
+    exported = load_weights(generator_path(tmp_path / "ckpt", 0))
+    assert set(exported) == set(ckpt["generator_ema"])
+    assert all(torch.equal(exported[k], ckpt["generator_ema"][k]) for k in exported)
+    assert any(not torch.equal(exported[k], ckpt["generator"][k]) for k in exported)
+
+
+def test_without_ema_the_trained_weights_are_exported(tmp_path):
+    _run(_training(tmp_path, ema_half_life=None))
+    ckpt = load_weights(checkpoint_path(tmp_path / "ckpt", 0))
+    exported = load_weights(generator_path(tmp_path / "ckpt", 0))
+    assert "generator_ema" not in ckpt
+    assert all(torch.equal(exported[k], ckpt["generator"][k]) for k in exported)
+
+
+@pytest.mark.parametrize("scale", [0, 1])
+def test_augmentation_is_applied_to_real_and_fake_alike(tmp_path, scale):
+    training = _training(
+        tmp_path, train_scale=scale, augment=["translation"], augment_p=1.0, ada_target=None, augment_fill=-7.0
+    )
+    trainer, _ = training.build_trainer(scale)
+    seen: list[torch.Tensor] = []
+    trainer.discriminator.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].detach()))
+    trainer.run()
+    # every discriminator input (real, fake, generator step) was shifted: the fill value shows in every batch
+    assert len(seen) == 2 * 3
+    assert all((x == -7.0).any() for x in seen)
+    assert trainer.augment.probability == 1.0
+    assert "augment" in load_weights(checkpoint_path(tmp_path / "ckpt", scale))
+    plain, _ = _training(tmp_path / "plain", train_scale=scale).build_trainer(scale)
+    assert plain.augment is None
+
+
+def test_r1_penalty_is_finite_nonzero_and_lazy(tmp_path):
+    trainer, outputs = _run(_training(tmp_path, num_iterations=3, r1_gamma=1.0, r1_interval=2))
+    r1 = [o["loss_d_r1"] for o in outputs]
+    assert r1[0] > 0 and r1[2] > 0 and all(torch.isfinite(torch.tensor(r1)))
+    assert r1[1] == 0.0  # between penalties
+    assert all(torch.isfinite(p.grad).all() for p in trainer.discriminator.parameters() if p.grad is not None)
+
+
+def test_diversity_and_coverage_terms_count_for_an_unconditional_base_only(tmp_path):
+    _, outputs = _run(_training(tmp_path, diversity_weight=1.0, coverage_weight=1.0))
+    assert all(o["loss_g_div"] > 0 for o in outputs)  # samples differ far less than the real images
+    assert all(o["loss_g_cov"] > 0 for o in outputs)  # and some real image is far from every sample
+    assert all(o["loss_g"] > o["loss_g_adv"] for o in outputs)
+    _, patch_outputs = _run(
+        _training(tmp_path / "patch", diversity_weight=1.0, coverage_weight=1.0, train_scale=1), scale=1
+    )
+    # a patch scale takes its diversity from its coarse input
+    assert all(o["loss_g_div"] == 0 and o["loss_g_cov"] == 0 for o in patch_outputs)
+
+
+def test_generator_steps_per_iteration(tmp_path):
+    trainer, _ = _run(_training(tmp_path, g_steps=2))
+    assert all(s["step"] == 4 for s in trainer.g_optimizer.state.values())  # 2 iterations x 2 G steps
+    assert all(s["step"] == 2 for s in trainer.d_optimizer.state.values())
+
+
+def test_l1_only_patch_scale_leaves_the_discriminator_untouched(tmp_path):
+    training = _training(tmp_path, train_scale=1, adversarial_weight=[1.0, 0.0])
+    trainer, _ = training.build_trainer(1)
+    before = {k: v.clone() for k, v in trainer.discriminator.state_dict().items()}
+    outputs: list[dict] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+    trainer.run()
+    assert all(torch.equal(before[k], v) for k, v in trainer.discriminator.state_dict().items())
+    assert all(o["loss_d"] == 0 and o["loss_g_adv"] == 0 and o["loss_g_l1"] > 0 for o in outputs)
+    assert trainer.augment is None

@@ -1,0 +1,55 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from monai_msgan.losses import diversity_shortfall, mode_coverage, r1_penalty
+
+
+def test_r1_of_a_linear_discriminator_is_its_squared_weight_norm():
+    w = torch.randn(1, 2, 4, 4)
+    real = torch.randn(3, 2, 4, 4)
+    penalty = r1_penalty(lambda x: (x * w).sum(dim=(1, 2, 3)), real)
+    assert penalty.item() == pytest.approx(float(w.pow(2).sum()), rel=1e-5)
+
+
+def test_r1_has_a_graph_for_the_discriminator_weights():
+    d = torch.nn.Conv2d(1, 1, 3)
+    penalty = r1_penalty(d, torch.randn(2, 1, 8, 8))
+    penalty.backward()
+    assert d.weight.grad is not None and torch.isfinite(d.weight.grad).all() and d.weight.grad.abs().sum() > 0
+
+
+def test_diversity_shortfall():
+    real = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])  # real images differ by 1 per pixel
+    same = torch.full((2, 1, 8, 8), 0.5)
+    assert diversity_shortfall(same, same.clone(), real).item() == pytest.approx(1.0)  # collapsed: full shortfall
+    half = diversity_shortfall(same, same + 0.5, real)
+    assert half.item() == pytest.approx(0.5)
+    assert diversity_shortfall(same, same + 2.0, real).item() == 0.0  # more diverse than real: no reward
+    assert diversity_shortfall(same[:1], same[:1], real[:1]).item() == 0.0  # one real sample: nothing to match
+
+
+def test_mode_coverage_measures_the_real_images_left_without_a_nearby_sample():
+    real = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
+    both = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
+    assert mode_coverage(both, real).item() == pytest.approx(0.0)  # every real image has its sample
+    collapsed = torch.zeros(4, 1, 8, 8)
+    assert mode_coverage(collapsed, real).item() == pytest.approx(0.5)  # the bright image is 1 away from all
+    noisy = collapsed + torch.randn_like(collapsed)  # artefacts do not help: pooled, they average out
+    assert mode_coverage(noisy, real).item() > 0.4
+    fake = torch.zeros(2, 1, 8, 8, requires_grad=True)
+    mode_coverage(fake, real).backward()
+    assert fake.grad.abs().sum() > 0
