@@ -33,12 +33,15 @@ Tasks (both from real data shipped in PyPI packages):
   48x48x16, 32^3 patches): 5 overlapping slabs of the lower slices train, the top 32 slices (5 slices above them)
   are held out.
 
-    python benchmarks/quality_ablation.py                       # both tasks: about 2 CPU-hours on 2 cores
+    python benchmarks/quality_ablation.py                       # both tasks, every row: hours on 2 CPU cores
+    python benchmarks/quality_ablation.py --tasks xray --iterations_factor 0.6 \
+        --output benchmarks/results/quality_ablation_xray.json  # what docs/quality.md reports (one run per task)
     python benchmarks/quality_ablation.py --tasks xray --rows baseline "full recipe" --iterations_factor 0.05
 
-Writes benchmarks/results/quality_ablation.json (device, versions, command, every row's metrics and timings) and a
-labelled panel PNG per task and row (benchmarks/results/quality_ablation_<task>_<row>.png: real | sample | sample |
-4x zoom on a window-grid crossing). Trained models and logs go to --work_dir; a rerun resumes.
+Writes --output (default benchmarks/results/quality_ablation.json: device, versions, command, every row's metrics
+and timings), the same tables as Markdown beside it (.md), and a labelled panel PNG per task and row
+(benchmarks/results/quality_ablation_<task>_<row>.png: real | sample | sample | 4x zoom on a window-grid
+crossing). Trained models and logs go to --work_dir; a rerun resumes, and evaluates rows already trained again.
 """
 
 from __future__ import annotations
@@ -180,7 +183,10 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float) -> dict:
     layer_file = work / f"layer_{key}.json"  # the row's overrides as a config layer, put last
     layer_file.write_text(json.dumps(overrides, indent=2))
     seconds = None
-    if not source:
+    done = work / f"train_{key}.json"  # written once the row is trained: a rerun only evaluates it again
+    if not source and done.is_file():
+        seconds = json.loads(done.read_text())["seconds"]
+    elif not source:
         if row.get("base_of") and not (ckpt / "scale_0").exists():  # reuse another row's trained base
             shutil.copytree(work / f"models_{slug(row['base_of'])}" / "scale_0", ckpt / "scale_0")
         print(f"[{task_name}] training {row_name} ...", flush=True)
@@ -188,6 +194,7 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float) -> dict:
         args["num_iterations"] = iterations
         configs = ["train.json", "quick.json", *layers, str(layer_file)]
         seconds = run(bundle_cmd("training", bundle, configs, args), work / f"train_{key}.log")
+        done.write_text(json.dumps({"seconds": round(seconds, 1), "num_iterations": iterations}))
     print(f"[{task_name}] evaluating {row_name} ...", flush=True)
     eval_dir = work / f"eval_{slug(row_name)}"
     args = {"dataset_dir": str(data), "ckpt_dir": str(ckpt), "eval_output_dir": str(eval_dir), "overwrite": True}
@@ -223,6 +230,51 @@ def table(tasks: dict) -> str:
     return "\n".join(lines)
 
 
+def markdown(tasks: dict) -> str:
+    """The table of every task as Markdown (what docs/quality.md shows)."""
+    out = []
+    for name, task in tasks.items():
+        ct = name == "ct"
+        unit = " (HU)" if ct else ""
+        out += [
+            f"**{name}**: {task['description']}",
+            "",
+            f"| row | SWD ×10³ mean (per level) | intensity dist.{unit} | p50 / p99.9{unit} | "
+            + ("outside air % | " if ct else "")
+            + "seam (real) | diversity (real) | ratio | train s |",
+            "| --- | --- | --- | --- | " + ("--- | " if ct else "") + "--- | --- | --- | --- |",
+        ]
+        for row, m in task["rows"].items():
+            i = m["intensity"]
+            q = i["quantiles_generated"]
+            fmt = (lambda v: f"{v:.0f}") if ct else (lambda v: f"{v:.3f}")
+            levels = ", ".join(f"{v:.0f}" for v in m["swd_x1e3_per_level"])
+            div, div_real = m["diversity"]["mean"], m["diversity_real"]["mean"]
+            air = i.get("outside_body_air", {}).get("generated")
+            cells = [
+                row,
+                f"{m['swd_x1e3_mean']:.1f} ({levels})",
+                fmt(i["distance_to_real"]) if ct else f"{i['distance_to_real']:.4f}",
+                f"{fmt(q['p50'])} / {fmt(q['p99.9'])}",
+            ]
+            if ct:
+                cells.append("-" if air is None else f"{100 * air:.1f}")
+            cells += [
+                f"{m['seam_score_generated']:.3f} ({m['seam_score_real']:.3f})",
+                f"{div:.3f} ({div_real:.3f})",
+                f"{div / div_real:.2f}",
+                "-" if m["training_seconds"] is None else f"{m['training_seconds']:.0f}",
+            ]
+            out.append("| " + " | ".join(cells) + " |")
+        real_q = next(iter(task["rows"].values()))["intensity"]["quantiles_real"]
+        real_air = next(iter(task["rows"].values()))["intensity"].get("outside_body_air", {}).get("real")
+        line = f"Held-out real: p50 / p99.9 {real_q['p50']} / {real_q['p99.9']}"
+        if real_air is not None:
+            line += f", outside air {100 * real_air:.1f} %"
+        out += ["", line, ""]
+    return "\n".join(out)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--tasks", nargs="+", choices=sorted(TASKS), default=["xray", "ct"])
@@ -235,7 +287,7 @@ def main() -> int:
     out = Path(args.output)
     if refuse_existing(out, args.overwrite):
         return 1
-    rows = [r for r in ROWS if r in args.rows]
+    rows = list(dict.fromkeys(args.rows))  # trained in the order given (e.g. the most wanted first)
     for r in rows:  # a row made from another row's model needs that row
         need = ROWS[r].get("sample_of") or ROWS[r].get("base_of")
         if need and need not in rows:
@@ -246,11 +298,12 @@ def main() -> int:
         work = Path(args.work_dir) / name
         work.mkdir(parents=True, exist_ok=True)
         results = {r: run_row(name, r, work, args.iterations_factor) for r in rows}
+        results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
         for r in rows:
             labelled_panels(
                 [(f"{name}, {r}: real | sample | sample | 4x zoom", work / f"eval_{slug(r)}" / "panel.png")],
-                out.with_name(f"{out.stem}_{name}_{slug(r)}.png"),
+                out.with_name(f"quality_ablation_{name}_{slug(r)}.png"),
             )
     result = {
         "benchmark": "quality_ablation",
@@ -262,6 +315,7 @@ def main() -> int:
     }
     print(table(tasks))
     write_result(result, out, overwrite=True)
+    out.with_suffix(".md").write_text(markdown(tasks) + "\n")
     print(f"wrote {out}")
     return 0
 
