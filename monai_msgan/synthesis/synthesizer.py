@@ -66,10 +66,10 @@ class MultiScaleSynthesizer:
             set, an ``output_size`` other than the trained size is refused (see ``extend_field_of_view``): the base
             generates a whole anatomy per window, so a larger output would repeat the anatomy in every window.
             None = no trained size known: the base runs in one pass at whatever size is asked.
-        extend_field_of_view: opt in to outputs larger than the trained size for texture-like data, where repeating
-            content is acceptable: the base is then generated in overlapping windows of ``base_window``, blended
-            like the patch scales, so its memory stays that of the training size. Outputs smaller than the trained
-            size are always refused when ``base_window`` is set (they would be a crop the base never learned).
+        extend_field_of_view: opt in to output sizes other than the trained one, for texture-like data where repeated
+            content is acceptable and for memory benchmarks: a larger base is then generated in overlapping windows
+            of ``base_window``, blended like the patch scales, so its memory stays that of the training size; a
+            smaller one in one pass.
         generated_scales: generate only scales ``0 .. generated_scales - 1`` with their networks and bring the last
             one to the output size by interpolation (``interp_mode``). None = every scale. ``1`` is the
             "low-resolution GAN + interpolation" baseline: only the base is trained and used.
@@ -139,21 +139,18 @@ class MultiScaleSynthesizer:
                 f"output size {list(output_size)} is too small: scale 1 is {list(sizes[1])}, smaller than the patch "
                 f"size {list(self.patch_size)}."
             )
-        if self.base_window is not None and tuple(sizes[0]) != tuple(self.base_window):
+        if (
+            self.base_window is not None
+            and tuple(sizes[0]) != tuple(self.base_window)
+            and not self.extend_field_of_view
+        ):
             trained = [w * 2 ** (self.num_scales - 1) for w in self.base_window]
-            if any(s < w for s, w in zip(sizes[0], self.base_window)):
-                raise ValueError(
-                    f"output size {list(output_size)} is smaller than the trained size {trained} in some dimension: "
-                    "the model generates the trained field of view only. Generate at the trained size and crop or "
-                    "resample the result, or train at the size you need."
-                )
-            if not self.extend_field_of_view:
-                raise ValueError(
-                    f"output size {list(output_size)} differs from the trained size {trained}: the base would "
-                    "generate a whole anatomy in every window and tile it. Generate at the trained size, train at "
-                    "the size you need, or set extend_field_of_view=true to accept a repeated, texture-like "
-                    "extension of the field of view (e.g. for memory benchmarks)."
-                )
+            raise ValueError(
+                f"output size {list(output_size)} differs from the trained size {trained}: the base generates one "
+                "whole anatomy at its trained size, so a larger output would tile it and a smaller one would cut it "
+                "off. Generate at the trained size, train at the size you need, or set extend_field_of_view=true to "
+                "accept another field of view (repeated, texture-like content; e.g. for memory benchmarks)."
+            )
         return sizes
 
     def _autocast(self):

@@ -114,8 +114,10 @@ def test_output_size_other_than_trained_is_refused_unless_extending_the_field_of
     synth = MultiScaleSynthesizer(model, 32, device="cpu", base_window=32)
     with pytest.raises(ValueError, match=r"differs from the trained size \[128, 128\].*extend_field_of_view"):
         synth((256, 128), seed=0)
-    with pytest.raises(ValueError, match="smaller than the trained size"):
-        MultiScaleSynthesizer(model, 32, device="cpu", base_window=32, extend_field_of_view=True)((64, 128), seed=0)
+    with pytest.raises(ValueError, match=r"differs from the trained size \[128, 128\]"):
+        synth((64, 128), seed=0)
+    extended = MultiScaleSynthesizer(model, 32, device="cpu", base_window=32, extend_field_of_view=True)
+    assert extended((64, 128), seed=0).shape == (1, 64, 128)
     assert synth((128, 128), seed=0).shape == (1, 128, 128)
 
 
