@@ -41,7 +41,8 @@ Tasks (both from real data shipped in PyPI packages):
 Writes --output (default benchmarks/results/quality_ablation.json: device, versions, command, every row's metrics
 and timings), the same tables as Markdown beside it (.md), and a labelled panel PNG per task and row
 (benchmarks/results/quality_ablation_<task>_<row>.png: real | sample | sample | 4x zoom on a window-grid
-crossing). Trained models and logs go to --work_dir; a rerun resumes, and evaluates rows already trained again.
+crossing). Trained models and logs go to --work_dir; a rerun resumes, and reuses
+the evaluation of rows already trained and evaluated (--reevaluate evaluates them again).
 """
 
 from __future__ import annotations
@@ -167,7 +168,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def run_row(task_name: str, row_name: str, work: Path, factor: float) -> dict:
+def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: bool = True) -> dict:
     task, row = TASKS[task_name], ROWS[row_name]
     bundle = REPO / "bundles" / task["bundle"]
     data = work / "data"
@@ -195,8 +196,14 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float) -> dict:
         configs = ["train.json", "quick.json", *layers, str(layer_file)]
         seconds = run(bundle_cmd("training", bundle, configs, args), work / f"train_{key}.log")
         done.write_text(json.dumps({"seconds": round(seconds, 1), "num_iterations": iterations}))
-    print(f"[{task_name}] evaluating {row_name} ...", flush=True)
     eval_dir = work / f"eval_{slug(row_name)}"
+    finished = eval_dir / "metrics.json"
+    models = list(ckpt.rglob("generator.pt"))
+    if reuse and finished.is_file() and models and finished.stat().st_mtime > max(m.stat().st_mtime for m in models):
+        metrics = json.loads(finished.read_text())  # evaluated after the model was last trained
+        return {**metrics, "about": row["about"], "training_seconds": seconds, "num_iterations": iterations,
+                "overrides": overrides}  # fmt: skip
+    print(f"[{task_name}] evaluating {row_name} ...", flush=True)
     args = {"dataset_dir": str(data), "ckpt_dir": str(ckpt), "eval_output_dir": str(eval_dir), "overwrite": True}
     args["num_eval_samples"] = 8 if task_name == "xray" else 4
     if source:
@@ -283,6 +290,7 @@ def main() -> int:
     p.add_argument("--iterations_factor", type=float, default=1.0, help="scale every iteration count (smoke runs)")
     p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "quality_ablation.json"))
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
+    p.add_argument("--reevaluate", action="store_true", help="evaluate rows again even if evaluated by an earlier run")
     args = p.parse_args()
     out = Path(args.output)
     if refuse_existing(out, args.overwrite):
@@ -297,7 +305,7 @@ def main() -> int:
     for name in args.tasks:
         work = Path(args.work_dir) / name
         work.mkdir(parents=True, exist_ok=True)
-        results = {r: run_row(name, r, work, args.iterations_factor) for r in rows}
+        results = {r: run_row(name, r, work, args.iterations_factor, not args.reevaluate) for r in rows}
         results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
         for r in rows:
