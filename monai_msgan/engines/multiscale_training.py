@@ -25,6 +25,7 @@ from monai.data import CacheDataset, DataLoader
 from monai.handlers import StatsHandler, TensorBoardStatsHandler
 from monai.transforms import Compose
 from torch import nn
+from torch.utils.data import RandomSampler
 
 from monai_msgan.engines.scale_trainer import ScaleGanTrainer
 from monai_msgan.handlers import GanImagePreview, TrainingCheckpoint
@@ -238,13 +239,17 @@ class MultiScaleTraining:
             self.train_files, Compose(steps).flatten(), cache_rate=self.cache_rate, num_workers=None, progress=False
         )
         # a batch holds batch_size images, each giving patches_per_image patches (MONAI's list_data_collate)
+        batch = self.batch_size[scale]
+        if len(dataset) >= batch:
+            order = {"shuffle": True, "drop_last": True}  # equal batches
+        else:  # fewer images than a batch (e.g. one demo volume): draw with replacement so batches are full
+            order = {"sampler": RandomSampler(dataset, replacement=True, num_samples=batch)}
         return DataLoader(
             dataset,
-            batch_size=self.batch_size[scale],
-            shuffle=True,
-            drop_last=len(dataset) >= self.batch_size[scale],  # equal batches, unless there are fewer images
+            batch_size=batch,
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
+            **order,
         )
 
     def build_trainer(self, scale: int) -> tuple[ScaleGanTrainer, Any]:
