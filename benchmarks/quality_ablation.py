@@ -155,6 +155,11 @@ ROWS: dict[str, dict] = {
     "+ alternating G/D": {"about": "2 G steps per D step (megapixel DCGAN)", "layers": V0, "set": {"g_steps": 2}},
     "full recipe": {"about": "train.json as shipped", "layers": [], "set": {}},
     "full + truncation": {"about": "the full model, latent narrowed at sampling", "sample_of": "full recipe"},
+    "full + clamped output": {
+        "about": "train.json with the base output clamped, not tanh",
+        "layers": [],
+        "set": {"base_output_activation": "clamp"},
+    },
     "low-res GAN + learned SR": {
         "about": "full recipe's base; patch nets trained with L1 only",
         "layers": [],

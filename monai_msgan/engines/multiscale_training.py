@@ -115,6 +115,7 @@ class MultiScaleTraining:
         ada_target: target of the overfitting heuristic ``E[sign(D(real) - 0.5)]`` that adapts the probability;
             None = fixed ``augment_p``.
         ada_speed: iterations for the adaptive probability to move by 1.
+        ada_max_p: upper bound of the adaptive probability (strong augmentation can leak into the generator).
         augment_fill: value of voxels uncovered by translation or cutout (the model-range background).
         r1_gamma: R1 gradient penalty weight (one value, or one per scale; 0 = off).
         r1_interval: iterations between (lazy) R1 penalties.
@@ -161,6 +162,7 @@ class MultiScaleTraining:
         augment_p: float = 0.0,
         ada_target: float | None = 0.6,
         ada_speed: int = 500,
+        ada_max_p: float = 0.8,
         augment_fill: float = -1.0,
         r1_gamma: float | Sequence[float] = 0.0,
         r1_interval: int = 16,
@@ -196,7 +198,13 @@ class MultiScaleTraining:
         self.r1_gamma = _per_scale(r1_gamma, n, "r1_gamma")
         self.ema_half_life = _per_scale(ema_half_life, n, "ema_half_life")
         self.augment = [a for a in ([augment] if isinstance(augment, str) else (augment or [])) if a]
-        self.augment_kwargs = {"p": augment_p, "target": ada_target, "speed": ada_speed, "fill": augment_fill}
+        self.augment_kwargs = {
+            "p": augment_p,
+            "target": ada_target,
+            "speed": ada_speed,
+            "max_p": ada_max_p,
+            "fill": augment_fill,
+        }
         self.trainer_kwargs = {
             "d_steps": d_steps,
             "g_steps": g_steps,
@@ -235,8 +243,15 @@ class MultiScaleTraining:
         elif self.base_patch_size is not None:
             steps.append(RandScalePatchd(keys, self.base_patch_size, num_samples=self.patches_per_image))
         # flatten: CacheDataset stops caching at a nested Compose (MONAI treats a Compose as randomizable)
+        # copy_cache=False: the random crop returns views of the cached arrays and collation copies them; a deep
+        # copy of a whole cached 512^3 volume (and its coarse input) per sample would dominate each 3D iteration
         dataset = CacheDataset(
-            self.train_files, Compose(steps).flatten(), cache_rate=self.cache_rate, num_workers=None, progress=False
+            self.train_files,
+            Compose(steps).flatten(),
+            cache_rate=self.cache_rate,
+            num_workers=None,
+            progress=False,
+            copy_cache=False,
         )
         # a batch holds batch_size images, each giving patches_per_image patches (MONAI's list_data_collate)
         batch = self.batch_size[scale]
