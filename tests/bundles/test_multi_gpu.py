@@ -96,3 +96,21 @@ def test_sharded_inference_fills_one_folder(scales_on_ranks):
     for i in range(3):
         a, b = (nib.load(d / f"xray_00{i}.nii.gz").get_fdata() for d in (out, single))
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("bundle", ["xray_msgan_2d", "ct_msgan_3d"])
+def test_multi_gpu_layers_parse_over_train_and_inference(bundle):
+    from monai.bundle import ConfigParser
+
+    configs = REPO_ROOT / "bundles" / bundle / "configs"
+    train = ConfigParser()
+    train.read_config([str(configs / "train.json"), str(configs / "quick.json"), str(configs / "multi_gpu_train.json")])
+    assert train["training_run"]["_target_"] == "monai_msgan.engines.DistributedMultiScaleTraining"
+    assert train["training_run"]["train_files"] == "@train_datalist"  # the rest of train.json's run is kept
+    assert train.get_parsed_content("distributed_mode") == "ddp" and train.get_parsed_content("rank_scales") is None
+    assert train.get_parsed_content("device") == torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    infer = ConfigParser()
+    infer.read_config([str(configs / "inference.json"), str(configs / "multi_gpu_inference.json")])
+    init = infer["initialize"]
+    assert len(init) == 2 and "load_checkpoints" in init[0] and "init_distributed" in init[1]
+    assert "destroy_distributed" in infer["finalize"][0]
