@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from monai_msgan.engines import RankShardSampler, assign_scales, distributed_seed
+from monai_msgan.engines import RankShardSampler, RankSyncedAugment, assign_scales, distributed_seed
 from monai_msgan.utils import init_distributed, load_weights, rank_and_world, unwrap
 from tests.conftest import REPO_ROOT
 
@@ -99,6 +99,11 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
             "augment_p": trainer.augment.probability,
             "loss_d": trainer.state.output["loss_d"],
         }
+    # the adaptive augmentation probability follows both ranks' outputs: alone, rank 0's (all above the midpoint)
+    # would raise p to 0.6 and rank 1's lower it to 0.4; together r_t = 0 < 0.6 lowers it on both
+    augment = RankSyncedAugment(2, "translation", p=0.5, target=0.6, interval=1, speed=10)
+    augment.update(torch.full((2, 1, 3, 3), 1.0 if rank == 0 else 0.0))
+    results["synced_p"] = augment.probability
     torch.save(results, f"{out}/rank{rank}.pt")
     parser.get_parsed_content("finalize")
 
@@ -112,6 +117,7 @@ def test_ddp_ranks_end_with_identical_weights_and_rank0_alone_writes(tmp_path, m
     data = tiny_dataset(tmp_path / "data")
     mp.spawn(_ddp_worker, args=(2, free_port(), str(data), str(tmp_path)), nprocs=2, join=True)
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
+    assert r0.pop("synced_p") == pytest.approx(0.4) and r1.pop("synced_p") == pytest.approx(0.4)
     assert sorted(r0) == sorted(r1) == [0, 1]
     for scale in (0, 1):
         a, b = r0[scale], r1[scale]
