@@ -98,10 +98,12 @@ def measure_bundle(bundle: str, args: argparse.Namespace, overrides: dict, tmp: 
             torch.cuda.reset_peak_memory_stats(device)
         row = {"bundle": bundle, "scale": scale, "batch_size": run.batch_size[scale]}
         row["patches_per_batch"] = run.batch_size[scale] * (run.patches_per_image if scale > 0 else 1)
-        row["input_size"] = list(run.patch_size) if scale > 0 else [s // 2 ** (num_scales - 1) for s in info["image_size"]]
+        row["input_size"] = (
+            list(run.patch_size) if scale > 0 else [s // 2 ** (num_scales - 1) for s in info["image_size"]]
+        )
         stamps: list[float] = []
 
-        def stamp(_engine) -> None:
+        def stamp(_engine, stamps: list[float] = stamps) -> None:
             if cuda:
                 torch.cuda.synchronize(device)
             stamps.append(time.perf_counter())
