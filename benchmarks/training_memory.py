@@ -51,8 +51,9 @@ from bench_utils import (  # noqa: E402
 )
 
 
-def synthetic_dataset(bundle: Path, quick: bool, folder: Path) -> dict:
-    """One smooth random image of the configured size and spacing, and its datalist."""
+def synthetic_dataset(bundle: Path, quick: bool, folder: Path, overrides: dict | None = None) -> dict:
+    """One smooth random image of the configured size and spacing (config ids changed by ``overrides``), and its
+    datalist."""
     import torch
     from monai.bundle import ConfigParser
 
@@ -60,6 +61,7 @@ def synthetic_dataset(bundle: Path, quick: bool, folder: Path) -> dict:
 
     parser = ConfigParser()
     parser.read_config([str(bundle / "configs" / "train.json")] + ([str(bundle / "configs" / "quick.json")] * quick))
+    parser.update(overrides or {})
     size = parser.get_parsed_content("image_size")
     num_scales = parser.get_parsed_content("num_scales")
     g = torch.Generator().manual_seed(0)

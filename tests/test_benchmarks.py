@@ -65,3 +65,25 @@ def test_training_memory_measures_each_scale(tmp_path):
     assert all(r["status"] == "ok" and r["peak_rss_bytes"] > 100 * 2**20 for r in result["rows"])
     assert result["image_size"] == [2048, 2048] and result["num_scales"] == 6
     assert Image.open(out.with_suffix(".png")).size[0] > 400
+
+
+@pytest.mark.slow
+def test_training_speed_times_each_scale_of_both_bundles(tmp_path):
+    out = tmp_path / "speed.json"
+    tiny = ["--quick", "--device", "cpu", "--warmup", "1", "--iterations", "2", "--output", str(out)]
+    sizes = ["image_size=[64,64]", "num_scales=2", "patch_size=[16,16]", "batch_size=2"]
+    proc = _run("training_speed.py", *tiny, "--bundles", "xray_msgan_2d", "--set", *sizes)
+    result = json.loads(out.read_text())
+    rows = result["bundles"][0]["rows"]
+    assert [r["scale"] for r in rows] == [0, 1] and all(r["status"] == "ok" for r in rows)
+    assert all(0 < r["iterations_per_s"] < 1000 and r["peak_rss_bytes"] > 100 * 2**20 for r in rows)
+    assert rows[0]["input_size"] == [32, 32] and rows[1]["input_size"] == [16, 16]
+    assert rows[1]["patches_per_batch"] == 2 * 2  # batch_size 2, quick.json's patches_per_image 2
+    assert result["overrides"]["image_size"] == [64, 64] and result["versions"]["monai"]
+    assert "it/s" in proc.stdout and result["command"].endswith(
+        str(out) + " --bundles xray_msgan_2d --set " + " ".join(sizes)
+    )
+    again = subprocess.run(
+        [sys.executable, str(BENCH / "training_speed.py"), "--output", str(out)], capture_output=True, text=True
+    )
+    assert again.returncode == 1 and "--overwrite" in again.stderr

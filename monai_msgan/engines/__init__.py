@@ -11,8 +11,27 @@
 # limitations under the License.
 from __future__ import annotations
 
+from monai_msgan.engines.distributed import (
+    DISTRIBUTED_MODES,
+    DistributedMultiScaleTraining,
+    RankShardSampler,
+    RankSyncedAugment,
+    assign_scales,
+    distributed_seed,
+)
 from monai_msgan.engines.ema import GeneratorEMA
 from monai_msgan.engines.multiscale_training import MultiScaleTraining
 from monai_msgan.engines.scale_trainer import ScaleGanTrainer, resolve_amp_dtype
 
-__all__ = ["GeneratorEMA", "MultiScaleTraining", "ScaleGanTrainer", "resolve_amp_dtype"]
+__all__ = [
+    "DISTRIBUTED_MODES",
+    "DistributedMultiScaleTraining",
+    "GeneratorEMA",
+    "MultiScaleTraining",
+    "RankShardSampler",
+    "RankSyncedAugment",
+    "ScaleGanTrainer",
+    "assign_scales",
+    "distributed_seed",
+    "resolve_amp_dtype",
+]

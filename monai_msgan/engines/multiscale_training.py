@@ -123,6 +123,9 @@ class MultiScaleTraining:
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
     """
 
+    #: class of the discriminator augmentation (a hook for :mod:`monai_msgan.engines.distributed`)
+    augment_type: type[DiscriminatorAugment] = DiscriminatorAugment
+
     def __init__(
         self,
         generator: MultiScaleGenerator,
@@ -255,17 +258,29 @@ class MultiScaleTraining:
         )
         # a batch holds batch_size images, each giving patches_per_image patches (MONAI's list_data_collate)
         batch = self.batch_size[scale]
-        if len(dataset) >= batch:
-            order = {"shuffle": True, "drop_last": True}  # equal batches
-        else:  # fewer images than a batch (e.g. one demo volume): draw with replacement so batches are full
-            order = {"sampler": RandomSampler(dataset, replacement=True, num_samples=batch)}
         return DataLoader(
             dataset,
             batch_size=batch,
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
-            **order,
+            **self.sampling(dataset, batch),
         )
+
+    def sampling(self, dataset: CacheDataset, batch: int) -> dict[str, Any]:
+        """DataLoader arguments that order the samples (a hook for :mod:`monai_msgan.engines.distributed`)."""
+        if len(dataset) >= batch:
+            return {"shuffle": True, "drop_last": True}  # equal batches
+        # fewer images than a batch (e.g. one demo volume): draw with replacement so batches are full
+        return {"sampler": RandomSampler(dataset, replacement=True, num_samples=batch)}
+
+    @property
+    def writes_outputs(self) -> bool:
+        """Whether this process writes checkpoints, logs and previews (only rank 0 of a data-parallel run)."""
+        return True
+
+    def wrap(self, network: nn.Module) -> nn.Module:
+        """The network as the trainer runs it (a hook: DistributedDataParallel in a data-parallel run)."""
+        return network
 
     def build_trainer(self, scale: int) -> tuple[ScaleGanTrainer, Any]:
         """The trainer of one scale with its handlers attached, and its TensorBoard writer (or None)."""
@@ -279,12 +294,15 @@ class MultiScaleTraining:
         d_opt = self.d_optimizer(d.parameters())
         name = f"scale_{scale}"
         writer = None
-        handlers: list = [
-            StatsHandler(
-                name=name, iteration_log=self._every(self.log_interval), epoch_log=False, output_transform=_losses
+        writes = self.writes_outputs
+        handlers: list = []
+        if writes:
+            handlers.append(
+                StatsHandler(
+                    name=name, iteration_log=self._every(self.log_interval), epoch_log=False, output_transform=_losses
+                )
             )
-        ]
-        if self.log_dir is not None:
+        if self.log_dir is not None and writes:
             from torch.utils.tensorboard import SummaryWriter
 
             writer = SummaryWriter(log_dir=str(self.log_dir / name))
@@ -302,8 +320,8 @@ class MultiScaleTraining:
             device=self.device,
             num_iterations=self.num_iterations[scale],
             train_data_loader=self.data_loader(scale),
-            generator=g,
-            discriminator=d,
+            generator=self.wrap(g),
+            discriminator=self.wrap(d),
             g_optimizer=g_opt,
             d_optimizer=d_opt,
             image_key=self.image_key,
@@ -335,10 +353,11 @@ class MultiScaleTraining:
             export_file=generator_path(self.ckpt_dir, scale),
             export_module=export,
             map_location=self.device,
+            read_only=not writes,
         ).attach(trainer)
         for h in handlers:
             h.attach(trainer)
-        if self.progress:
+        if self.progress and writes:
             from ignite.contrib.handlers import ProgressBar
 
             ProgressBar(desc=f"{name}", persist=True).attach(
@@ -354,7 +373,7 @@ class MultiScaleTraining:
         g = self.generator.scale(scale)
         channels = int(getattr(g, "out_channels", 1))
         has_coarse = scale > 0 and getattr(g, "coarse_input", True)
-        return DiscriminatorAugment(
+        return self.augment_type(
             self.generator.spatial_dims,
             self.augment,
             intensity_channels=channels * (2 if has_coarse else 1),

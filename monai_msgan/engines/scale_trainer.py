@@ -26,6 +26,7 @@ from torch.optim import Optimizer
 
 from monai_msgan.engines.ema import GeneratorEMA
 from monai_msgan.losses.gan_regularizers import diversity_shortfall, mode_coverage, r1_penalty
+from monai_msgan.utils.distributed import unwrap
 from monai_msgan.utils.flags import ensure_bool
 
 __all__ = ["ScaleGanTrainer", "resolve_amp_dtype"]
@@ -175,7 +176,10 @@ class ScaleGanTrainer(Trainer):
         self.r1_interval = int(r1_interval)
         self.diversity_weight = float(diversity_weight)
         self.coverage_weight = float(coverage_weight)
-        self.generator_ema = None if ema_half_life is None else GeneratorEMA(generator, ema_half_life, ema_rampup)
+        # generator/discriminator may come wrapped in DistributedDataParallel (engines.distributed): the average,
+        # attributes and the generator step's discriminator use the plain networks
+        ema = None if ema_half_life is None else GeneratorEMA(unwrap(generator), ema_half_life, ema_rampup)
+        self.generator_ema = ema
         self.use_amp = amp
         self.amp_dtype = resolve_amp_dtype(amp_dtype, device)
         self.adv_loss = PatchAdversarialLoss(criterion="least_squares", no_activation_leastsq=True)
@@ -218,15 +222,18 @@ class ScaleGanTrainer(Trainer):
         if self.condition_key is not None and condition is None:
             raise ValueError(f"condition_key '{self.condition_key}' is missing from the batch.")
         context = [t for t in (coarse, condition) if t is not None]
-        noise_channels = int(getattr(self.generator, "noise_channels", 0))
+        noise_channels = int(getattr(unwrap(self.generator), "noise_channels", 0))
         iteration = engine.state.iteration
 
         def d_input(img: torch.Tensor) -> torch.Tensor:
             return torch.cat([img, *context], dim=1) if context else img
 
-        def d_out(img: torch.Tensor) -> Any:
+        def d_out(img: torch.Tensor, net: nn.Module = self.discriminator) -> Any:
             x = d_input(img)
-            return self.discriminator(x if self.augment is None else self.augment(x))
+            return net(x if self.augment is None else self.augment(x))
+
+        # distributed hook: D's frozen parameters get no gradient in the G step, which DDP would wait for
+        d_frozen = unwrap(self.discriminator)
 
         def draw_noise() -> torch.Tensor | None:
             if noise_channels == 0:
@@ -276,7 +283,7 @@ class ScaleGanTrainer(Trainer):
             self.g_optimizer.zero_grad(set_to_none=True)
             with self._autocast():
                 if train_d:
-                    loss_adv = self._adv(d_out(fake), True, False)
+                    loss_adv = self._adv(d_out(fake, d_frozen), True, False)
                 if unconditional and self.diversity_weight > 0:
                     loss_div = diversity_shortfall(fake, generate(), real)
             if unconditional and self.coverage_weight > 0:
@@ -290,7 +297,7 @@ class ScaleGanTrainer(Trainer):
             )
             self._step(loss_g, self.g_optimizer, self.g_scaler)
             if self.generator_ema is not None:
-                self.generator_ema.update(self.generator, iteration)
+                self.generator_ema.update(unwrap(self.generator), iteration)
         self.discriminator.requires_grad_(True)
 
         return {

@@ -46,6 +46,8 @@ class TrainingCheckpoint:
         export_file: where to write ``export_module``'s state dict when training completes.
         export_module: the network to export (e.g. the generator).
         map_location: device to load tensors onto.
+        read_only: restore at start but never write (the ranks other than 0 of a data-parallel run, which hold
+            the same weights as rank 0).
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class TrainingCheckpoint:
         export_file: str | os.PathLike | None = None,
         export_module: nn.Module | None = None,
         map_location: Any = "cpu",
+        read_only: bool = False,
     ) -> None:
         if ENGINE_KEY in save_dict:
             raise ValueError(f"'{ENGINE_KEY}' is reserved for the engine state in save_dict.")
@@ -67,10 +70,13 @@ class TrainingCheckpoint:
         self.export_file = None if export_file is None else Path(export_file)
         self.export_module = export_module
         self.map_location = map_location
+        self.read_only = read_only
         self.logger = logging.getLogger(__name__)
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.load)
+        if self.read_only:
+            return
         if self.save_interval > 0:
             engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self.save)
         engine.add_event_handler(Events.COMPLETED, self.complete)

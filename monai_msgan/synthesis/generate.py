@@ -27,6 +27,7 @@ import monai_msgan
 from monai_msgan.data.io import NiftiStreamWriter, mid_planes, save_nifti, save_png_preview, write_json
 from monai_msgan.synthesis.synthesizer import MultiScaleSynthesizer
 from monai_msgan.utils.atomic import check_writable
+from monai_msgan.utils.distributed import gather_to_first, rank_and_world, rank_barrier
 from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.scales import ensure_size
 
@@ -96,6 +97,10 @@ class SampleGeneration:
     rolling buffer one window deep, streamed straight into the NIfTI file, so host memory stays far below the
     image's size (slower: windows are visited slab by slab and the file is compressed as it is written).
     ``"auto"`` takes disk when memory mode would need more than a quarter of the machine's RAM.
+
+    Under ``torchrun`` (a process group initialised, e.g. by the bundle's ``multi_gpu_inference.json``), rank ``r`` of
+    ``N`` makes samples ``r, r + N, ...`` into the same folder (same seeds and names as one process would use), and
+    rank 0 writes the record of all samples once every rank is done.
 
     Args:
         synthesizer: the multi-scale synthesizer with trained weights.
@@ -214,19 +219,22 @@ class SampleGeneration:
         return collector.planes()
 
     def run(self) -> list[Path]:
-        """Generate and write all samples; returns the NIfTI paths."""
+        """Generate and write all samples (this rank's share under torchrun); returns their NIfTI paths."""
         for i in range(self.num_samples):
             for p in self.paths(i):
                 check_writable(p, self.overwrite)
         check_writable(self.record_path, self.overwrite)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        rank, world = rank_and_world()
+        rank_barrier()  # every rank checked the outputs before any is written
+        mine = range(rank, self.num_samples, world)
         records = []
-        condition = None
-        for i in range(self.num_samples):
+        condition, source_loaded = None, None
+        for i in mine:
             source, k = divmod(i, self.samples_per_condition)
             seed = self.seed + k
-            if k == 0:
-                condition = self._condition(source)
+            if source != source_loaded:
+                condition, source_loaded = self._condition(source), source
             nii, png = self.paths(i)
             t0 = time.perf_counter()
             if self.output_buffer == "disk":
@@ -241,11 +249,17 @@ class SampleGeneration:
             record = {"seed": seed, "nifti": nii.name, "png": png.name, "seconds": round(seconds, 3)}
             if self.condition_files is not None:
                 record["condition_index"] = source
+            if world > 1:
+                record["rank"] = rank
             records.append(record)
             print(
                 f"sample {i}: seed {seed}, {'x'.join(map(str, self.output_size))} in {seconds:.1f} s -> {nii}",
                 flush=True,
             )
+        gathered = gather_to_first(records)
+        if gathered is None:  # ranks other than 0: rank 0 writes the record
+            return [self.paths(i)[0] for i in mine]
+        records = sorted((r for part in gathered for r in part), key=lambda r: (r.get("condition_index", 0), r["seed"]))
         write_json(
             {
                 "generator": f"monai-msgan {monai_msgan.__version__}",
@@ -255,6 +269,7 @@ class SampleGeneration:
                 "patch_size": list(self.synthesizer.patch_size),
                 "sw_batch_size": self.synthesizer.sw_batch_size,
                 "device": str(self.synthesizer.device),
+                "world_size": world,
                 "output_buffer": self.output_buffer,
                 "output_range": list(self.output_range),
                 "affine": self.affine.tolist(),
@@ -262,4 +277,4 @@ class SampleGeneration:
             },
             self.record_path,
         )
-        return [self.paths(i)[0] for i in range(self.num_samples)]
+        return [self.paths(i)[0] for i in mine]

@@ -13,6 +13,15 @@ from __future__ import annotations
 
 from monai_msgan.utils.atomic import atomic_path, atomic_write, check_writable
 from monai_msgan.utils.checkpoints import checkpoint_path, generator_path, load_weights, save_weights, scale_dir
+from monai_msgan.utils.distributed import (
+    destroy_distributed,
+    distributed_device,
+    gather_to_first,
+    init_distributed,
+    rank_and_world,
+    rank_barrier,
+    unwrap,
+)
 from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.scales import SCALE_FACTOR, ensure_size, scale_sizes
 
@@ -22,11 +31,18 @@ __all__ = [
     "atomic_write",
     "check_writable",
     "checkpoint_path",
+    "destroy_distributed",
+    "distributed_device",
     "ensure_bool",
     "ensure_size",
+    "gather_to_first",
     "generator_path",
+    "init_distributed",
     "load_weights",
+    "rank_and_world",
+    "rank_barrier",
     "save_weights",
     "scale_dir",
     "scale_sizes",
+    "unwrap",
 ]
