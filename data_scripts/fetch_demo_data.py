@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--kind", choices=["xray", "ct"], default="xray", help="2D radiographs or the 3D CT")
     parser.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_DRR_ANGLES), help="DRR angles")
+    parser.add_argument("--spacing", type=float, nargs=3, default=[1.0, 1.0, 1.0], help="CT: voxel size in mm")
     parser.add_argument("--labels", action="store_true", help="CT: also prepare the demo CT's label map")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--labels needs --kind ct (the demo radiographs have no label maps).")
     try:
         if args.kind == "ct":
-            datalist = prepare_demo_ct(args.output, overwrite=args.overwrite, labels=args.labels)
+            datalist = prepare_demo_ct(args.output, args.spacing, overwrite=args.overwrite, labels=args.labels)
         else:
             datalist = prepare_demo_xray(args.output, args.angles, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as e:

@@ -156,7 +156,9 @@ class LabelEncode(Transform):
         name = _source_name(img)
         labels = _as_labels(img)
         if labels.ndim < 2 or labels.shape[0] != 1:
-            raise ValueError(f"{name}expected a channel-first label map (1, *spatial), got shape {tuple(labels.shape)}.")
+            raise ValueError(
+                f"{name}expected a channel-first label map (1, *spatial), got shape {tuple(labels.shape)}."
+            )
         if labels.numel():
             lo, hi = int(labels.min()), int(labels.max())
             if lo < 0 or hi >= self.num_classes:

@@ -19,4 +19,11 @@ from monai_msgan.networks.blocks.label_embedding import LabelEmbedding
 from monai_msgan.networks.blocks.minibatch_std import MinibatchStdDev
 from monai_msgan.networks.blocks.modulated_norm import LatentMapping, LatentModulatedNorm
 
-__all__ = ["AUGMENTATIONS", "DiscriminatorAugment", "LabelEmbedding", "LatentMapping", "LatentModulatedNorm", "MinibatchStdDev"]
+__all__ = [
+    "AUGMENTATIONS",
+    "DiscriminatorAugment",
+    "LabelEmbedding",
+    "LatentMapping",
+    "LatentModulatedNorm",
+    "MinibatchStdDev",
+]
