@@ -73,8 +73,9 @@ def test_ct_from_demo_labels_and_an_edited_label_map(tmp_path):
     nib.save(nib.Nifti1Image(values, real.affine, real.header), str(edited))
     out = tmp_path / "out"
     label_files = f"['{data / 'labels' / 'cxr.nii.gz'}','{edited}']"
-    ok(run_bundle(CT, "inference", ["inference.json", "quick.json", "labels.json"], "--dataset_dir", str(data),
-                  "--ckpt_dir", str(ckpt), "--output_dir", str(out), "--label_files", label_files, *CT_TINY))  # fmt: skip
+    infer = ["inference.json", "quick.json", "labels.json"]
+    ok(run_bundle(CT, "inference", infer, "--dataset_dir", str(data), "--ckpt_dir", str(ckpt),
+                  "--output_dir", str(out), "--label_files", label_files, *CT_TINY))  # fmt: skip
     (img0, lab0), (img1, lab1) = _check_pairs(out, "ct", 2, 5)
     # the written label map is the given one, grouped into classes, at the output geometry (crop of the 4 mm grid)
     expected = LabelRemap(DEMO_CT_LABEL_MAPPING)(torch.as_tensor(np.asarray(real.dataobj)[None].astype(np.int64)))
@@ -102,8 +103,9 @@ def test_xray_with_embedded_labels(demo_dataset, tmp_path):
     (data / "datalist.json").write_text(json.dumps(datalist))
     layer = ["--label_num_classes", "3", "--label_encoding", "index", "--label_embedding_dim", "4"]
     ckpt = tmp_path / "models"
-    ok(run_bundle(XRAY, "training", ["train.json", "quick.json", "labels.json"], "--dataset_dir", str(data),
-                  "--ckpt_dir", str(ckpt), "--log_dir", str(tmp_path / "logs"), *XRAY_TINY, *TRAIN, *layer))  # fmt: skip
+    train = ["train.json", "quick.json", "labels.json"]
+    ok(run_bundle(XRAY, "training", train, "--dataset_dir", str(data), "--ckpt_dir", str(ckpt),
+                  "--log_dir", str(tmp_path / "logs"), *XRAY_TINY, *TRAIN, *layer))  # fmt: skip
     state = torch.load(ckpt / "scale_0" / "generator.pt", weights_only=True)
     assert state["label_embedding.embedding.weight"].shape == (3, 4)
     out = tmp_path / "out"
