@@ -119,11 +119,10 @@ def label_condition_files(
         raise ValueError("give label_files or a dataset_dir whose datalist lists label maps.")
     entries = load_datalist(dataset_dir, split)
     bad = [i for i, e in enumerate(entries) if label_key not in e]
-    if bad or not entries:
+    if bad:
         raise ValueError(
-            f"{Path(dataset_dir) / 'datalist.json'}: the '{split}' list "
-            + ("is empty" if not entries else f"has entries without '{label_key}' (e.g. entry {bad[0]})")
-            + "; prepare the data with its label maps (e.g. fetch_demo_data.py --kind ct --labels) or give "
+            f"{Path(dataset_dir) / 'datalist.json'}: the '{split}' list has entries without '{label_key}' (e.g. entry "
+            f"{bad[0]}); prepare the data with its label maps (e.g. fetch_demo_data.py --kind ct --labels) or give "
             "label_files."
         )
     return [{label_key: e[label_key]} for e in entries]
