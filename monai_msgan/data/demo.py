@@ -26,7 +26,6 @@ from monai_msgan.data.labels import (
     CT_LABEL_CLASSES,
     DEMO_CT_LABEL_MAPPING,
     label_class_names,
-    prepare_ct_label_map,
     read_structures,
 )
 from monai_msgan.data.xray import normalise_intensity, prepare_xrays, write_radiograph
@@ -124,16 +123,11 @@ def prepare_demo_ct(
     output_dir = Path(output_dir)
     if not labels:
         return prepare_cts([demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite)
-    label_rel = f"labels/{demo_ct_path().name}"
-    check_writable(output_dir / label_rel, overwrite)
     check_writable(output_dir / "label_classes.json", overwrite)
-    datalist = prepare_cts([demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite)
-    entry = datalist["training"][0]
-    prepare_ct_label_map(
-        demo_ct_labels_path(), demo_ct_path(), output_dir / entry["image"], output_dir / label_rel, overwrite=overwrite
-    )
-    entry["label"] = label_rel
-    write_json(datalist, output_dir / "datalist.json")
+    datalist = prepare_cts(
+        [demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite,
+        labels=[demo_ct_labels_path()], body_label=BODY_LABEL,
+    )  # fmt: skip
     structures = read_structures(demo_ct_labels_path().with_name("structures.csv"))
     write_json(
         {

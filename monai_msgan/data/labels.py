@@ -18,6 +18,7 @@ import csv
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +32,7 @@ __all__ = [
     "DEMO_CT_LABEL_MAPPING",
     "ct_structure_class",
     "label_class_names",
+    "read_label_map",
     "read_structures",
     "label_condition_files",
     "prepare_ct_label_map",
@@ -128,10 +130,48 @@ def label_condition_files(
     return [{label_key: e[label_key]} for e in entries]
 
 
+def read_label_map(label_path: str | os.PathLike, image: str | os.PathLike | Any):
+    """Read a label map (SimpleITK) and check it against its CT ``image`` (a file or a SimpleITK image): same size,
+    spacing, origin and direction, integer values.
+
+    Raises:
+        FileNotFoundError / ValueError: naming the label file and what is wrong.
+    """
+    import SimpleITK as sitk
+
+    if not Path(label_path).is_file():
+        raise FileNotFoundError(f"label map {label_path} does not exist.")
+    try:
+        label = sitk.ReadImage(str(label_path))
+    except Exception as e:
+        raise ValueError(f"{label_path}: cannot read label map: {e}") from e
+    source = f"the CT {image}" if isinstance(image, (str, os.PathLike)) else "the CT"
+    if isinstance(image, (str, os.PathLike)):
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(image))
+        reader.ReadImageInformation()
+        image = reader
+    for what, a, b in (
+        ("size", label.GetSize(), image.GetSize()),
+        ("spacing", label.GetSpacing(), image.GetSpacing()),
+        ("origin", label.GetOrigin(), image.GetOrigin()),
+        ("direction", label.GetDirection(), image.GetDirection()),
+    ):
+        if len(a) != len(b) or not np.allclose(a, b, atol=1e-3):
+            raise ValueError(
+                f"{label_path}: {what} {[round(v, 4) for v in a]} differs from {source} "
+                f"({[round(v, 4) for v in b]}); a label map must share its CT's geometry."
+            )
+    values = sitk.GetArrayViewFromImage(label)
+    if np.issubdtype(values.dtype, np.floating) and not np.array_equal(values, np.round(values)):
+        raise ValueError(f"{label_path}: non-integer label values; it is not a label map (or was interpolated).")
+    return label
+
+
 def prepare_ct_label_map(
     label_path: str | os.PathLike,
-    image_path: str | os.PathLike,
-    prepared_image_path: str | os.PathLike,
+    image: str | os.PathLike | Any,
+    prepared_image: str | os.PathLike | Any,
     output_path: str | os.PathLike,
     body_label: int | None = BODY_LABEL,
     body_threshold_hu: float = -500.0,
@@ -144,9 +184,10 @@ def prepare_ct_label_map(
     ``body_threshold_hu``) that carry no label get ``body_label``; outside the scanned volume stays 0.
 
     Args:
-        label_path: the label map, in the geometry of ``image_path``.
-        image_path: the original CT the label map belongs to (checked: same size and geometry).
-        prepared_image_path: the prepared CT (resampled, RAS).
+        label_path: the label map, in the geometry of ``image``.
+        image: the original CT the label map belongs to (checked: same size and geometry), a file or a SimpleITK
+            image (e.g. a DICOM series read by :func:`~monai_msgan.data.read_dicom_series`).
+        prepared_image: the prepared CT (resampled, RAS), a file or a SimpleITK image.
         output_path: where to write the label map (uint8 when the values fit, else int16).
         body_label: value of unlabelled body voxels, or None to leave them 0.
         body_threshold_hu: HU above which a voxel is tissue, for the body mask.
@@ -159,23 +200,10 @@ def prepare_ct_label_map(
     import SimpleITK as sitk
 
     output_path = check_writable(output_path, overwrite)
-    label = sitk.ReadImage(str(label_path))
-    image = sitk.ReadImage(str(image_path))
-    for what, a, b in (
-        ("size", label.GetSize(), image.GetSize()),
-        ("spacing", label.GetSpacing(), image.GetSpacing()),
-        ("origin", label.GetOrigin(), image.GetOrigin()),
-        ("direction", label.GetDirection(), image.GetDirection()),
-    ):
-        if len(a) != len(b) or not np.allclose(a, b, atol=1e-3):
-            raise ValueError(
-                f"{label_path}: {what} {[round(v, 4) for v in a]} differs from the CT {image_path} "
-                f"({[round(v, 4) for v in b]}); a label map must share its CT's geometry."
-            )
-    values = sitk.GetArrayViewFromImage(label)
-    if np.issubdtype(values.dtype, np.floating) and not np.array_equal(values, np.round(values)):
-        raise ValueError(f"{label_path}: non-integer label values; it is not a label map (or was interpolated).")
-    reference = sitk.ReadImage(str(prepared_image_path))
+    label = read_label_map(label_path, image)
+    reference = (
+        sitk.ReadImage(str(prepared_image)) if isinstance(prepared_image, (str, os.PathLike)) else prepared_image
+    )
     resampled = sitk.Resample(
         sitk.Cast(label, sitk.sitkInt32), reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkInt32
     )

@@ -119,9 +119,29 @@ def test_label_map_must_share_its_ct_geometry(tmp_path, demo_labels, capsys):
     cropped = sitk.ReadImage(str(demo_ct_labels_path()))[:, :, 10:60]
     sitk.WriteImage(cropped, str(tmp_path / "cropped.nii.gz"))
     prepared = demo_labels / "images" / "cxr.nii.gz"
-    with pytest.raises(ValueError, match=r"cropped.nii.gz: size \[512, 512, 50\] differs from the CT"):
+    with pytest.raises(ValueError, match=r"cropped.nii.gz: size \[512, 512, 50\] differs from the CT .*cxr.nii.gz"):
         prepare_ct_label_map(tmp_path / "cropped.nii.gz", demo_ct_path(), prepared, tmp_path / "out.nii.gz")
     assert not (tmp_path / "out.nii.gz").exists()
+    # prepare_ct.py checks every label map before writing anything
+    prepare = _main("data_scripts/prepare_ct.py")
+    args = ["--input", str(demo_ct_path()), "--output", str(tmp_path / "p"), "--spacing", "4", "4", "4"]
+    assert prepare([*args, "--labels", str(tmp_path / "cropped.nii.gz")]) == 2
+    assert "cropped.nii.gz: size [512, 512, 50] differs" in capsys.readouterr().err
+    assert prepare([*args, "--labels", str(tmp_path / "cropped.nii.gz"), str(demo_ct_labels_path())]) == 2
+    assert "2 label map(s) for 1 volume(s) of the inputs" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()
+    # a user's (CT, label map) pair: a crop of both, the same for each
+    ct, mask = sitk.ReadImage(str(demo_ct_path())), sitk.ReadImage(str(demo_ct_labels_path()))
+    sitk.WriteImage(ct[150:350, 150:350, 40:90], str(tmp_path / "ct.nii.gz"))
+    sitk.WriteImage(mask[150:350, 150:350, 40:90], str(tmp_path / "seg.nii.gz"))
+    args = ["--input", str(tmp_path / "ct.nii.gz"), "--output", str(tmp_path / "p"), "--spacing", "4", "4", "4"]
+    assert prepare([*args, "--labels", str(tmp_path / "seg.nii.gz"), "--val-fraction", "0"]) == 0
+    entry = json.loads((tmp_path / "p" / "datalist.json").read_text())["training"][0]
+    assert entry == {"image": "images/ct.nii.gz", "label": "labels/ct.nii.gz"}
+    image, label = (sitk.ReadImage(str(tmp_path / "p" / entry[k])) for k in ("image", "label"))
+    assert label.GetSize() == image.GetSize() and np.allclose(label.GetOrigin(), image.GetOrigin())
+    values = set(np.unique(sitk.GetArrayViewFromImage(label)).tolist())
+    assert values <= set(np.unique(sitk.GetArrayViewFromImage(mask)).tolist()) and {0, 12, 51} <= values
     with pytest.raises(SystemExit):
         _main("data_scripts/fetch_demo_data.py")(["--labels", "--output", str(tmp_path / "x")])
     assert "--labels needs --kind ct" in capsys.readouterr().err
