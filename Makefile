@@ -15,8 +15,13 @@ CT_QUICK := "['$(CT_BUNDLE)/configs/train.json','$(CT_BUNDLE)/configs/quick.json
 CT_QUICK_INFER := "['$(CT_BUNDLE)/configs/inference.json','$(CT_BUNDLE)/configs/quick.json']"
 CT_DATA := data/ct_demo
 CT_OUT := outputs/ct_demo
+CT_LABELS := "['$(CT_BUNDLE)/configs/train.json','$(CT_BUNDLE)/configs/quick.json','$(CT_BUNDLE)/configs/labels.json']"
+CT_LABELS_INFER := "['$(CT_BUNDLE)/configs/inference.json','$(CT_BUNDLE)/configs/quick.json','$(CT_BUNDLE)/configs/labels.json']"
+CT_LABELS_DATA := data/ct_demo_labels
+CT_LABELS_OUT := outputs/ct_labels
+CT_LABELS_ARGS ?=
 
-.PHONY: install demo demo-data demo-train demo-generate demo-ct test lint clean
+.PHONY: install demo demo-data demo-train demo-generate demo-ct demo-ct-labels test lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +63,25 @@ demo-ct: install $(CT_DATA)/datalist.json
 		--ckpt_dir $(CT_OUT)/models --output_dir $(CT_OUT) --overwrite true
 	@echo ""
 	@echo "Done. Generated CT: $(CT_OUT)/ct_000.nii.gz (int16 HU; preview $(CT_OUT)/ct_000.png)"
+
+$(CT_LABELS_DATA)/datalist.json: | $(VENV)/.installed
+	$(PY) data_scripts/fetch_demo_data.py --kind ct --labels --output $(CT_LABELS_DATA)
+
+# 3D image+label pairs: train the CT quick configuration conditioned on the demo CT's label map (configs/labels.json),
+# generate a CT from that label map (written with its label map beside it), and report mean HU per label class.
+# CT_LABELS_ARGS adds bundle overrides to both runs (e.g. fewer iterations for a smoke test).
+demo-ct-labels: install $(CT_LABELS_DATA)/datalist.json
+	$(PY) -m monai.bundle run training --config_file $(CT_LABELS) --bundle_root $(CT_BUNDLE) \
+		--dataset_dir $(CT_LABELS_DATA) --ckpt_dir $(CT_LABELS_OUT)/models --log_dir $(CT_LABELS_OUT)/logs $(CT_LABELS_ARGS)
+	$(PY) -m monai.bundle run inference --config_file $(CT_LABELS_INFER) --bundle_root $(CT_BUNDLE) \
+		--dataset_dir $(CT_LABELS_DATA) --label_split training --ckpt_dir $(CT_LABELS_OUT)/models \
+		--output_dir $(CT_LABELS_OUT) --overwrite true $(CT_LABELS_ARGS)
+	$(PY) benchmarks/label_hu.py --image $(CT_LABELS_OUT)/ct_000.nii.gz --label $(CT_LABELS_OUT)/ct_000_label.nii.gz \
+		--expect_higher bone lung --output $(CT_LABELS_OUT)/label_hu.json --panel $(CT_LABELS_OUT)/label_panel.png \
+		--overwrite
+	@echo ""
+	@echo "Done. Generated CT: $(CT_LABELS_OUT)/ct_000.nii.gz from $(CT_LABELS_OUT)/ct_000_label.nii.gz" \
+		"(panel $(CT_LABELS_OUT)/label_panel.png, mean HU per class $(CT_LABELS_OUT)/label_hu.json)"
 
 test: install
 	$(PY) -m pytest -q tests

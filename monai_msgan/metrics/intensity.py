@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-__all__ = ["intensity_distance", "intensity_quantiles", "outside_body_air", "QUANTILES"]
+__all__ = ["body_mask", "intensity_distance", "intensity_quantiles", "outside_body_air", "QUANTILES"]
 
 QUANTILES = (0.01, 0.5, 0.99, 0.999)
 
@@ -73,6 +73,23 @@ def intensity_quantiles(images: Sequence[torch.Tensor] | torch.Tensor, quantiles
     return {f"p{100 * q:g}": float(np.quantile(values, q)) for q in quantiles}
 
 
+def body_mask(volume_hu: torch.Tensor | np.ndarray, threshold_hu: float = -500.0, slice_axis: int = -1) -> np.ndarray:
+    """The body of a CT volume (3D, HU) as a boolean array: the largest connected region of voxels above
+    ``threshold_hu``, with its holes filled slice by slice along ``slice_axis`` (the axial slices in RAS) and in 3D,
+    so the lungs and airways count as inside."""
+    v = np.asarray(volume_hu.detach().cpu() if isinstance(volume_hu, torch.Tensor) else volume_hu, dtype=np.float32)
+    if v.ndim != 3:
+        raise ValueError(f"body_mask needs a 3D volume, got shape {v.shape}.")
+    labels, count = ndimage.label(v > threshold_hu)
+    if count == 0:
+        return np.zeros(v.shape, dtype=bool)
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    body = np.moveaxis(labels == int(sizes.argmax()), slice_axis, 0)
+    body = np.stack([ndimage.binary_fill_holes(s) for s in body])
+    return ndimage.binary_fill_holes(np.moveaxis(body, 0, slice_axis))
+
+
 def outside_body_air(
     volume_hu: torch.Tensor | np.ndarray,
     air_hu: float = -1000.0,
@@ -95,17 +112,7 @@ def outside_body_air(
     v = np.squeeze(v)
     if v.ndim != 3:
         raise ValueError(f"outside_body_air needs a 3D volume, got shape {v.shape}.")
-    tissue = v > body_threshold_hu
-    labels, count = ndimage.label(tissue)
-    if count == 0:
-        body = np.zeros_like(tissue)
-    else:
-        sizes = np.bincount(labels.ravel())
-        sizes[0] = 0
-        body = labels == int(sizes.argmax())
-        body = np.moveaxis(body, slice_axis, 0)
-        body = np.stack([ndimage.binary_fill_holes(s) for s in body])
-        body = ndimage.binary_fill_holes(np.moveaxis(body, 0, slice_axis))
+    body = body_mask(v, body_threshold_hu, slice_axis)
     outside = ~body
     n_out = int(outside.sum())
     air = np.abs(v[outside] - air_hu) <= tolerance_hu

@@ -15,12 +15,13 @@ differentiable augmentation). MONAI's own discriminators (:class:`monai.networks
 
 from __future__ import annotations
 
-from monai_msgan.networks.blocks import DiscriminatorAugment, MinibatchStdDev
+from monai_msgan.networks.blocks import DiscriminatorAugment, LabelEmbedding, MinibatchStdDev
 from monai_msgan.networks.nets import BaseGenerator, MultiScaleGenerator, PatchDiscriminator, PatchGenerator
 
 __all__ = [
     "BaseGenerator",
     "DiscriminatorAugment",
+    "LabelEmbedding",
     "MinibatchStdDev",
     "MultiScaleGenerator",
     "PatchDiscriminator",

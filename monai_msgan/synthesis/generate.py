@@ -123,6 +123,10 @@ class SampleGeneration:
         condition_preprocessing: loads an entry of ``condition_files`` and returns a dict holding its
             ``condition_key`` at the output size (e.g. the training preprocessing, with ``EdgeMapd``).
         condition_key: the condition's key.
+        label_key: label-map conditioning: the key of the integer label map that ``condition_preprocessing`` also
+            returns (at the output size); it is written beside each sample as ``<prefix>_<i>_label.nii.gz`` with the
+            sample's geometry, and the record lists ``image`` and ``label`` for each sample (a datalist entry).
+            None = no label files.
     """
 
     def __init__(
@@ -143,6 +147,7 @@ class SampleGeneration:
         condition_files: Sequence[dict] | None = None,
         condition_preprocessing: Callable | None = None,
         condition_key: str = "condition",
+        label_key: str | None = None,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
@@ -162,6 +167,9 @@ class SampleGeneration:
                 raise ValueError("condition_files needs condition_preprocessing to load them.")
         self.condition_preprocessing = condition_preprocessing
         self.condition_key = condition_key
+        if label_key is not None and self.condition_files is None:
+            raise ValueError("label_key needs condition_files: the label maps that drive the samples.")
+        self.label_key = label_key
         self.num_samples = self.samples_per_condition * (1 if condition_files is None else len(self.condition_files))
         self.seed = int(seed)
         self.output_range = (float(output_range[0]), float(output_range[1]))
@@ -178,6 +186,10 @@ class SampleGeneration:
         stem = self.output_dir / f"{self.prefix}_{i:03d}"
         return stem.with_name(stem.name + ".nii.gz"), stem.with_name(stem.name + ".png")
 
+    def label_path(self, i: int) -> Path:
+        """Where the label map of sample ``i`` is written (with ``label_key``)."""
+        return self.output_dir / f"{self.prefix}_{i:03d}_label.nii.gz"
+
     @property
     def record_path(self) -> Path:
         return self.output_dir / f"{self.prefix}s.json"
@@ -190,21 +202,25 @@ class SampleGeneration:
             image.round_()
         return image
 
-    def _condition(self, index: int) -> torch.Tensor | None:
-        """The condition of condition file ``index`` at the output size."""
+    def _condition(self, index: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The condition of condition file ``index`` at the output size, and its label map (with ``label_key``)."""
         if self.condition_files is None:
-            return None
+            return None, None
         entry = self.condition_files[index]
         item = self.condition_preprocessing(entry)
-        if not isinstance(item, Mapping) or self.condition_key not in item:
-            raise ValueError(f"the condition preprocessing of {entry} made no '{self.condition_key}'.")
+        keys = [self.condition_key] + ([self.label_key] if self.label_key else [])
+        for key in keys:
+            if not isinstance(item, Mapping) or key not in item:
+                raise ValueError(f"the condition preprocessing of {entry} made no '{key}'.")
         cond = torch.as_tensor(item[self.condition_key], dtype=torch.float32)
-        if tuple(cond.shape[1:]) != tuple(self.output_size):
-            raise ValueError(
-                f"the condition of {entry} has size {list(cond.shape[1:])}, but output_size is "
-                f"{list(self.output_size)}; resize it in the preprocessing or set output_size to match."
-            )
-        return cond
+        label = None if self.label_key is None else torch.as_tensor(item[self.label_key])
+        for name, t in (("condition", cond), ("label map", label)):
+            if t is not None and tuple(t.shape[1:]) != tuple(self.output_size):
+                raise ValueError(
+                    f"the {name} of {entry} has size {list(t.shape[1:])}, but output_size is "
+                    f"{list(self.output_size)}; resize it in the preprocessing or set output_size to match."
+                )
+        return cond, label
 
     def _stream_to(self, path: Path, seed: int, condition: torch.Tensor | None = None) -> list[torch.Tensor]:
         collector = _PlaneCollector(self.output_size)
@@ -223,18 +239,21 @@ class SampleGeneration:
         for i in range(self.num_samples):
             for p in self.paths(i):
                 check_writable(p, self.overwrite)
+            if self.label_key is not None:
+                check_writable(self.label_path(i), self.overwrite)
         check_writable(self.record_path, self.overwrite)
         self.output_dir.mkdir(parents=True, exist_ok=True)
         rank, world = rank_and_world()
         rank_barrier()  # every rank checked the outputs before any is written
         mine = range(rank, self.num_samples, world)
         records = []
-        condition, source_loaded = None, None
+        condition = label = None
+        source_loaded = None
         for i in mine:
             source, k = divmod(i, self.samples_per_condition)
             seed = self.seed + k
             if source != source_loaded:
-                condition, source_loaded = self._condition(source), source
+                (condition, label), source_loaded = self._condition(source), source
             nii, png = self.paths(i)
             t0 = time.perf_counter()
             if self.output_buffer == "disk":
@@ -251,6 +270,11 @@ class SampleGeneration:
                 record["condition_index"] = source
             if world > 1:
                 record["rank"] = rank
+            if label is not None:
+                label_file = self.label_path(i)
+                dtype = np.uint8 if 0 <= int(label.min()) and int(label.max()) <= 255 else np.int16
+                save_nifti(label[0], self.affine, label_file, overwrite=self.overwrite, dtype=dtype)
+                record.update({"image": nii.name, "label": label_file.name})
             records.append(record)
             print(
                 f"sample {i}: seed {seed}, {'x'.join(map(str, self.output_size))} in {seconds:.1f} s -> {nii}",

@@ -25,7 +25,7 @@ from monai_msgan.engines.scale_trainer import resolve_amp_dtype
 from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
 from monai_msgan.synthesis.noise import positional_noise
 from monai_msgan.synthesis.streaming import stream_windows, upsampled_window
-from monai_msgan.transforms.pyramid import ScalePyramid, upsample
+from monai_msgan.transforms.pyramid import DOWNSAMPLE_MODES, ScalePyramid, upsample
 from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.scales import ensure_size, scale_sizes
 
@@ -76,6 +76,8 @@ class MultiScaleSynthesizer:
         interp_mode: interpolation for ``generated_scales``: None = bicubic (2D) or trilinear (3D).
         truncation: factor on the base scale's noise (a narrowed latent interval, as in truncation-trick sampling):
             below 1, samples stay closer to the typical image, trading diversity for fidelity. 1 = as trained.
+        condition_mode: how the condition is brought to each scale, as in training: ``"area"`` (sketches, edge
+            maps) or ``"nearest"`` (label maps: one voxel of each 2×2(×2) block, never mixing labels).
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class MultiScaleSynthesizer:
         interp_mode: str | None = None,
         truncation: float = 1.0,
         extend_field_of_view: bool = False,
+        condition_mode: str = "area",
     ) -> None:
         self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.generator = generator.to(self.device).eval()
@@ -119,6 +122,9 @@ class MultiScaleSynthesizer:
             raise ValueError(f"generated_scales must be null (all) or in 1..{n}, got {generated_scales}.")
         self.generated_scales = n if generated_scales is None else int(generated_scales)
         self.interp_mode = interp_mode or ("bicubic" if self.spatial_dims == 2 else "trilinear")
+        if condition_mode not in DOWNSAMPLE_MODES:
+            raise ValueError(f"condition_mode must be one of {DOWNSAMPLE_MODES}, got {condition_mode!r}.")
+        self.condition_mode = condition_mode
         if not 0.0 <= float(truncation) <= 1.0:
             raise ValueError(f"truncation must be in [0, 1], got {truncation}.")
         self.truncation = float(truncation)
@@ -259,7 +265,7 @@ class MultiScaleSynthesizer:
             condition = torch.as_tensor(condition, dtype=torch.float32)
             if tuple(condition.shape[1:]) != sizes[-1]:
                 raise ValueError(f"condition has spatial size {list(condition.shape[1:])}, expected {list(sizes[-1])}.")
-            cond_levels = list(ScalePyramid(self.num_scales)(condition))
+            cond_levels = list(ScalePyramid(self.num_scales, self.condition_mode)(condition))
         return sizes, cond_levels
 
     def _base(self, seed: int, size: tuple[int, ...], condition: torch.Tensor | None) -> torch.Tensor:

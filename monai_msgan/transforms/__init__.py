@@ -12,6 +12,17 @@
 from __future__ import annotations
 
 from monai_msgan.transforms.edges import EdgeMap, EdgeMapD, EdgeMapd, EdgeMapDict, gradient_magnitude
+from monai_msgan.transforms.labels import (
+    LABEL_ENCODINGS,
+    LabelEncode,
+    LabelEncodeD,
+    LabelEncoded,
+    LabelEncodeDict,
+    LabelRemap,
+    LabelRemapD,
+    LabelRemapd,
+    LabelRemapDict,
+)
 from monai_msgan.transforms.patches import (
     RandScalePatch,
     RandScalePatchD,
@@ -36,6 +47,15 @@ __all__ = [
     "EdgeMapd",
     "EdgeMapD",
     "EdgeMapDict",
+    "LABEL_ENCODINGS",
+    "LabelEncode",
+    "LabelEncoded",
+    "LabelEncodeD",
+    "LabelEncodeDict",
+    "LabelRemap",
+    "LabelRemapd",
+    "LabelRemapD",
+    "LabelRemapDict",
     "RandScalePatch",
     "RandScalePatchd",
     "RandScalePatchD",

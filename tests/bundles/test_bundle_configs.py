@@ -88,7 +88,9 @@ def test_evaluate_uses_the_training_preprocessing(bundle):
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
-@pytest.mark.parametrize("layer", ["sketch.json", "baseline_patch.json", "baseline_lowres.json", "baseline_whole.json"])
+@pytest.mark.parametrize(
+    "layer", ["sketch.json", "labels.json", "baseline_patch.json", "baseline_lowres.json", "baseline_whole.json"]
+)
 def test_layers_only_set_ids_that_train_and_inference_use(bundle, layer):
     """Translation and baseline layers go on top of train.json and inference.json alike, so every id they set must
     exist there (a typo would otherwise add an unused id silently)."""
@@ -97,5 +99,5 @@ def test_layers_only_set_ids_that_train_and_inference_use(bundle, layer):
     infer = json.loads((configs / "inference.json").read_text())
     known = set(train) | set(infer)
     for key in json.loads((configs / layer).read_text()):
-        root = key.lstrip("+").split("::")[0]
-        assert root in known or root.startswith("edge_"), f"{layer} sets '{key}', which no config uses"
+        root = key.lstrip("+").split("::")[0].split("#")[0]
+        assert root in known or root.startswith(("edge_", "label_")), f"{layer} sets '{key}', which no config uses"

@@ -10,12 +10,20 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """Building blocks of the discriminators and their training: minibatch statistics, differentiable augmentation,
-latent-modulated normalisation."""
+latent-modulated normalisation, label embedding."""
 
 from __future__ import annotations
 
 from monai_msgan.networks.blocks.diff_augment import AUGMENTATIONS, DiscriminatorAugment
+from monai_msgan.networks.blocks.label_embedding import LabelEmbedding
 from monai_msgan.networks.blocks.minibatch_std import MinibatchStdDev
 from monai_msgan.networks.blocks.modulated_norm import LatentMapping, LatentModulatedNorm
 
-__all__ = ["AUGMENTATIONS", "DiscriminatorAugment", "LatentMapping", "LatentModulatedNorm", "MinibatchStdDev"]
+__all__ = [
+    "AUGMENTATIONS",
+    "DiscriminatorAugment",
+    "LabelEmbedding",
+    "LatentMapping",
+    "LatentModulatedNorm",
+    "MinibatchStdDev",
+]

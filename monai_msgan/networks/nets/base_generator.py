@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from monai.networks.nets import BasicUNet
 from torch import nn
 
+from monai_msgan.networks.blocks.label_embedding import LabelEmbedding
 from monai_msgan.networks.blocks.modulated_norm import LatentMapping, LatentModulatedNorm
 
 __all__ = ["BaseGenerator"]
@@ -70,6 +71,9 @@ class BaseGenerator(nn.Module):
         latent_channels: how many of the ``noise_channels`` carry the per-image latent code (0 = none).
         output_activation: ``"tanh"`` or ``"clamp"`` (see above).
         style_dim: size of the style code the latent is mapped to.
+        label_embedding: ``(num_classes, embedding_dim)``: the condition is a one-channel map of class indices
+            (``condition_channels`` 1), which a learned :class:`LabelEmbedding` turns into ``embedding_dim``
+            channels before the U-Net; None = the condition goes in as it is (e.g. one-hot labels, a sketch).
     """
 
     def __init__(
@@ -87,6 +91,7 @@ class BaseGenerator(nn.Module):
         latent_channels: int = 0,
         style_dim: int = 64,
         output_activation: str = "tanh",
+        label_embedding: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if condition_channels < 0 or noise_channels < 0:
@@ -112,9 +117,11 @@ class BaseGenerator(nn.Module):
         if output_activation not in ("tanh", "clamp"):
             raise ValueError(f"output_activation must be 'tanh' or 'clamp', got {output_activation!r}.")
         self.output_activation = output_activation
+        self.label_embedding = _label_embedding(label_embedding, condition_channels)
+        embedded = condition_channels if self.label_embedding is None else self.label_embedding.embedding_dim
         self.unet = BasicUNet(
             spatial_dims=spatial_dims,
-            in_channels=condition_channels + noise_channels - self.latent_channels,
+            in_channels=embedded + noise_channels - self.latent_channels,
             out_channels=out_channels,
             features=tuple(features),
             act=act,
@@ -174,6 +181,8 @@ class BaseGenerator(nn.Module):
             noise = noise if noise.shape[1] else None
         if noise is not None and self.noise_downsample > 1:
             noise = self.smooth_noise(noise)
+        if self.label_embedding is not None:
+            condition = self.label_embedding(condition)
         parts = [t for t in (condition, noise) if t is not None]
         inputs = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         for m in self._modulated:
@@ -194,6 +203,20 @@ class BaseGenerator(nn.Module):
         grid = pool(noise, k) * k ** (nd / 2)
         mode = "bilinear" if nd == 2 else "trilinear"
         return F.interpolate(grid, size=noise.shape[2:], mode=mode, align_corners=False)
+
+
+def _label_embedding(label_embedding: Sequence[int] | None, condition_channels: int) -> LabelEmbedding | None:
+    """The :class:`LabelEmbedding` of a generator's ``label_embedding`` option (None when off)."""
+    if label_embedding is None:
+        return None
+    if len(label_embedding) != 2:
+        raise ValueError(f"label_embedding must be (num_classes, embedding_dim), got {list(label_embedding)}.")
+    if condition_channels != 1:
+        raise ValueError(
+            f"label_embedding needs a one-channel condition of class indices (condition_channels 1), got "
+            f"condition_channels {condition_channels}."
+        )
+    return LabelEmbedding(int(label_embedding[0]), int(label_embedding[1]))
 
 
 def _gather_inputs(

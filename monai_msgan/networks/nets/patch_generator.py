@@ -13,11 +13,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from monai.networks.blocks import Convolution, ResidualUnit, UpSample
 from torch import nn
 
-from monai_msgan.networks.nets.base_generator import _gather_inputs
+from monai_msgan.networks.nets.base_generator import _gather_inputs, _label_embedding
 
 __all__ = ["PatchGenerator"]
 
@@ -49,6 +51,8 @@ class PatchGenerator(nn.Module):
         norm: normalisation layer, None by default (see above).
         act: activation (MONAI name or tuple).
         coarse_input: refine an upsampled coarse patch (True) or generate from condition and noise only (False).
+        label_embedding: ``(num_classes, embedding_dim)``: the condition is a one-channel map of class indices
+            (``condition_channels`` 1), embedded by a learned :class:`LabelEmbedding`; None = used as it is.
     """
 
     def __init__(
@@ -64,6 +68,7 @@ class PatchGenerator(nn.Module):
         norm: str | tuple | None = None,
         act: str | tuple = ("LEAKYRELU", {"negative_slope": 0.2}),
         coarse_input: bool = True,
+        label_embedding: Sequence[int] | None = None,
     ) -> None:
         super().__init__()
         if condition_channels < 0 or noise_channels < 0 or num_downsamples < 0 or num_res_blocks < 0:
@@ -76,7 +81,11 @@ class PatchGenerator(nn.Module):
         self.noise_channels = noise_channels
         self.coarse_input = coarse_input
         self.size_divisor = 2**num_downsamples
-        in_channels = (out_channels if coarse_input else 0) + condition_channels + noise_channels
+        self.label_embedding = _label_embedding(label_embedding, condition_channels)
+        self._embedded_channels = (
+            condition_channels if self.label_embedding is None else self.label_embedding.embedding_dim
+        )
+        in_channels = (out_channels if coarse_input else 0) + self._embedded_channels + noise_channels
 
         def conv(cin: int, cout: int, **kw) -> Convolution:
             return Convolution(spatial_dims, cin, cout, kernel_size=3, act=act, norm=norm, **kw)
@@ -114,10 +123,12 @@ class PatchGenerator(nn.Module):
     ) -> torch.Tensor:
         """Refine ``coarse`` (the upsampled coarser scale, ``(B, out_channels, *patch)``); without
         ``coarse_input``, ``coarse`` must be None and the patch is made from ``condition`` and ``noise``."""
+        if self.label_embedding is not None and condition is not None:
+            condition = self.label_embedding(condition)
         if not self.coarse_input:
             if coarse is not None:
                 raise ValueError("this PatchGenerator has coarse_input=False: pass coarse=None.")
-            inputs = _gather_inputs(condition, self.condition_channels, noise, self.noise_channels)
+            inputs = _gather_inputs(condition, self._embedded_channels, noise, self.noise_channels)
             self._check_size(inputs.shape[2:])
             return torch.tanh(self.body(inputs))
         if coarse is None or coarse.shape[1] != self.out_channels:
@@ -126,7 +137,7 @@ class PatchGenerator(nn.Module):
                 f"PatchGenerator needs the upsampled coarse patch with {self.out_channels} channels, got {got}."
             )
         self._check_size(coarse.shape[2:])
-        inputs = _gather_inputs(condition, self.condition_channels, noise, self.noise_channels, prefix=(coarse,))
+        inputs = _gather_inputs(condition, self._embedded_channels, noise, self.noise_channels, prefix=(coarse,))
         return coarse + self.body(inputs)
 
     def _check_size(self, size) -> None:
