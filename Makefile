@@ -89,7 +89,7 @@ monailabel-server: monailabel
 		--host 127.0.0.1 --port $(ML_PORT) --conf models all
 
 # the integration test against a real server (skipped by make test: it needs MSGAN_TEST_MONAILABEL=1 and this env)
-test-monailabel: monailabel $(DEMO_DATA)/datalist.json
+test-monailabel: monailabel $(DEMO_DATA)/datalist.json $(CT_DATA)/datalist.json
 	MSGAN_TEST_MONAILABEL=1 $(ML_PY) -m pytest -q tests/monailabel
 
 clean:

@@ -54,6 +54,51 @@ TINY_2D = {
 }
 
 
+#: A tiny 3D model (64^3 at 5 mm, two scales: the base U-Net needs 32^3) layered on the CT bundle's quick configuration.
+TINY_3D = {
+    "image_size": [64, 64, 64],
+    "spacing": [5.0, 5.0, 5.0],
+    "num_scales": 2,
+    "patch_size": [16, 16, 16],
+    "base_features": [4, 4, 8, 8, 8, 4],
+    "base_noise_channels": 4,
+    "base_latent_channels": 4,
+    "patch_channels": 4,
+    "patch_max_channels": 8,
+    "disc_channels": 4,
+    "base_disc_layers": 2,
+    "patch_disc_layers": 2,
+    "num_iterations": [4, 4],
+    "batch_size": 1,
+    "patches_per_image": 2,
+    "save_interval": 2,
+    "log_interval": 2,
+    "preview_interval": 4,
+    "sw_batch_size": 2,
+}
+#: The CT study: the demo CT downsampled about 10x (int16 HU), labelled with its body mask.
+CT_STUDY = "ct_demo"
+CT_STUDY_SIZE = (36, 36, 33)
+
+
+def make_ct_study(ct_dir: Path, out: Path) -> Path:
+    """A downsampled copy of the demo CT (int16 HU, geometry scaled to the new grid) and its body mask (HU > -500)
+    as its final label, in the studies folder ``out``."""
+    import nibabel as nib
+    import torch
+    from monai.transforms import Resize
+
+    src = nib.load(str(next((ct_dir / "images").glob("*.nii.gz"))))
+    data = np.asarray(src.dataobj, dtype=np.float32)
+    small = Resize(CT_STUDY_SIZE, mode="area")(torch.from_numpy(data)[None])[0].numpy()
+    affine = src.affine.copy()
+    affine[:, :3] = affine[:, :3] * (np.array(data.shape) / np.array(CT_STUDY_SIZE))[None, :]
+    nib.save(nib.Nifti1Image(np.round(small).astype(np.int16), affine), str(out / f"{CT_STUDY}.nii.gz"))
+    mask = (small > -500).astype(np.uint8)
+    nib.save(nib.Nifti1Image(mask, affine), str(out / "labels" / "final" / f"{CT_STUDY}.nii.gz"))
+    return out
+
+
 def make_studies(demo_dir: Path, out: Path) -> Path:
     """Downsampled copies of demo images (NIfTI, with their own geometry scaled to the new grid) and, for all but the
     last, a final label: the image's edge map, as an annotator's sketch."""
@@ -78,9 +123,18 @@ def make_studies(demo_dir: Path, out: Path) -> Path:
     return out
 
 
+def _demo(variable: str, default: str, make: str) -> Path:
+    path = Path(os.environ.get(variable, REPO_ROOT / "data" / default))
+    if not (path / "datalist.json").is_file():
+        pytest.fail(f"no demo data in {path}: run {make} (or set {variable}).")
+    return path
+
+
 @pytest.fixture(scope="module")
 def demo_dir() -> Path:
-    path = Path(os.environ.get("MSGAN_XRAY_DEMO", REPO_ROOT / "data" / "xray_demo"))
-    if not (path / "datalist.json").is_file():
-        pytest.fail(f"no demo data in {path}: run make demo-data (or set MSGAN_XRAY_DEMO).")
-    return path
+    return _demo("MSGAN_XRAY_DEMO", "xray_demo", "make demo-data")
+
+
+@pytest.fixture(scope="module")
+def ct_demo_dir() -> Path:
+    return _demo("MSGAN_CT_DEMO", "ct_demo", "make data/ct_demo/datalist.json")

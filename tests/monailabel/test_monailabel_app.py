@@ -39,7 +39,18 @@ if os.environ.get("MSGAN_TEST_MONAILABEL") != "1":
 import nibabel as nib  # noqa: E402
 import requests  # noqa: E402
 
-from tests.monailabel.conftest import APP_DIR, REPO_ROOT, STUDY_IMAGES, STUDY_SIZE, TINY_2D, make_studies  # noqa: E402
+from tests.monailabel.conftest import (  # noqa: E402
+    APP_DIR,
+    CT_STUDY,
+    CT_STUDY_SIZE,
+    REPO_ROOT,
+    STUDY_IMAGES,
+    STUDY_SIZE,
+    TINY_2D,
+    TINY_3D,
+    make_ct_study,
+    make_studies,
+)
 
 sys.path.insert(0, str(APP_DIR))
 from add_model import add_model  # noqa: E402
@@ -47,6 +58,7 @@ from add_model import add_model  # noqa: E402
 sys.path.remove(str(APP_DIR))
 
 BUNDLE = REPO_ROOT / "bundles" / "xray_msgan_2d"
+CT_BUNDLE = REPO_ROOT / "bundles" / "ct_msgan_3d"
 SKETCHED = STUDY_IMAGES[1]  # an image with a drawn sketch (its final label)
 UNLABELLED = STUDY_IMAGES[-1]  # an image without a label
 START_TIMEOUT = 120
@@ -94,12 +106,13 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, demo_dir):
+def server(tmp_path_factory, demo_dir, ct_demo_dir):
     root = tmp_path_factory.mktemp("monailabel")
-    studies = make_studies(demo_dir, root / "studies")
+    studies = make_ct_study(ct_demo_dir, make_studies(demo_dir, root / "studies"))
     model_dir = root / "model"
     add_model(BUNDLE, "xray_tiny", model_dir, ["quick.json"], TINY_2D)
     add_model(BUNDLE, "xray_sketch_tiny", model_dir, ["quick.json", "sketch.json"], TINY_2D)
+    add_model(CT_BUNDLE, "ct_tiny", model_dir, ["quick.json"], TINY_3D)
     port = _free_port()
     log = root / "server.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
@@ -145,12 +158,12 @@ def _detail(response: requests.Response) -> str:
 def test_info_lists_models_and_untrained_ones_fail_clearly(server):
     info = server.get("/info/").json()
     assert {"synthesize", "translate"} <= set(info["models"])
-    assert set(info["trainers"]) == {"xray_tiny", "xray_sketch_tiny"}
+    assert set(info["trainers"]) == {"xray_tiny", "xray_sketch_tiny", "ct_tiny"}
     gens = info["models"]["synthesize"]["generators"]
     assert gens["xray_sketch_tiny"]["condition"] == "sketch" and gens["xray_tiny"]["condition"] == "none"
-    for name in ("xray_tiny", "xray_sketch_tiny"):
+    for name, dims in (("xray_tiny", 2), ("xray_sketch_tiny", 2), ("ct_tiny", 3)):
         assert gens[name]["ready"] is False and "not trained" in gens[name]["error"]
-        assert info["generators"][name]["dimension"] == 2
+        assert info["generators"][name]["dimension"] == dims
     r = server.infer("synthesize", SKETCHED, {"generator": "xray_tiny"})
     assert r.status_code == 409 and "not trained" in _detail(r) and "generator.pt" in _detail(r)
 
@@ -168,6 +181,10 @@ def test_train_writes_checkpoints_reports_progress_and_resumes(server):
     assert progress and "iteration 8/8" in progress[0] and not any("iteration 2/8" in line for line in details)
     assert server.get("/info/").json()["generators"]["xray_tiny"]["ready"] is True
     server.train("xray_sketch_tiny", {"device": "cpu"})
+    server.train("ct_tiny", {"device": "cpu"})  # 3D: the datastore's one labelled volume
+    stats = server.get("/info/").json()["train_stats"]["ct_tiny"]
+    assert stats["status"] == "DONE" and stats["images"] == 1
+    assert (server.model_dir / "ct_tiny" / "models" / "scale_1" / "generator.pt").is_file()
 
 
 def test_synthesize_returns_nifti_in_input_geometry(server, tmp_path):
@@ -188,6 +205,20 @@ def test_synthesize_returns_nifti_in_input_geometry(server, tmp_path):
     # sketch models synthesize from the image's own edge map
     img = _nifti(server.infer("synthesize", UNLABELLED, {"generator": "xray_sketch_tiny"}), tmp_path / "e.nii.gz")
     assert img.shape == STUDY_SIZE
+
+
+def test_synthesize_ct_volume(server, tmp_path):
+    source = nib.load(str(server.studies / f"{CT_STUDY}.nii.gz"))
+    out = []
+    for seed in (0, 1):
+        r = server.infer("synthesize", CT_STUDY, {"generator": "ct_tiny", "seed": seed})
+        img = _nifti(r, tmp_path / "c.nii.gz")
+        data = np.asarray(img.dataobj)
+        assert data.shape == CT_STUDY_SIZE and data.dtype == np.int16
+        assert np.allclose(img.affine, source.affine, atol=1e-4)
+        assert data.min() >= -1024 and data.max() <= 3071 and data.std() > 1
+        out.append(data.astype(np.float32))
+    assert np.abs(out[0] - out[1]).mean() > 0.5
 
 
 def test_translate_sketch_to_image(server, tmp_path):
@@ -215,6 +246,7 @@ def test_translate_sketch_to_image(server, tmp_path):
         ("synthesize", SKETCHED, {}, 400, "name a model"),
         ("translate", SKETCHED, {"generator": "xray_tiny"}, 400, "unconditional"),
         ("translate", UNLABELLED, {"generator": "xray_sketch_tiny"}, 400, "needs a sketch"),
+        ("synthesize", CT_STUDY, {"generator": "xray_tiny"}, 400, "makes 2D images, but the image"),
     ],
 )
 def test_bad_infer_requests_get_4xx_with_a_message(server, task, image, params, status, words):

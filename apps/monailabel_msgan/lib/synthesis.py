@@ -63,14 +63,21 @@ _cache_lock = threading.Lock()
 
 
 def load_generator(model: GeneratorModel, device: torch.device) -> LoadedGenerator:
-    """The model's :class:`LoadedGenerator`, reloaded whenever training has written new checkpoints."""
+    """The model's :class:`LoadedGenerator`, reloaded whenever training has written new checkpoints.
+
+    Raises:
+        RequestError: 409 when the checkpoints do not fit the model's configs.
+    """
     files = [model.ckpt_dir / f"scale_{s}" / "generator.pt" for s in range(model.num_scales)]
     stamp = tuple(f.stat().st_mtime_ns for f in files)
     key = (str(model.path), str(device))
     with _cache_lock:
         cached = _cache.get(key)
         if cached is None or cached[0] != stamp:
-            _cache[key] = (stamp, LoadedGenerator(model, device))
+            try:
+                _cache[key] = (stamp, LoadedGenerator(model, device))
+            except (ValueError, FileNotFoundError) as e:  # e.g. checkpoints of other network settings
+                raise RequestError(f"model '{model.name}' cannot be loaded: {e}", status_code=409) from e
         return _cache[key][1]
 
 

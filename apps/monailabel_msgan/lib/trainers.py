@@ -89,8 +89,13 @@ class ReportingTraining(MultiScaleTraining):
         trainer, writer = super().build_trainer(scale)
         done_before = sum(self.num_iterations[s] for s in self.train_scales[: self.train_scales.index(scale)])
 
+        reported = [-1]
+
         def report(engine: Any) -> None:
             it = engine.state.iteration
+            if it == reported[0]:  # the last iteration, already reported by the interval
+                return
+            reported[0] = it
             output = engine.state.output if isinstance(engine.state.output, dict) else {}
             losses = {k: round(float(output[k]), 5) for k in ("loss_d", "loss_g") if k in output}
             self._write(
