@@ -49,6 +49,8 @@ def test_request_int(value, expected):
 def test_request_int_limits():
     with pytest.raises(RequestError, match=f"between 1 and {MAX_SAMPLES}, got 9"):
         request_int({"num_samples": 9}, "num_samples", 1, 1, MAX_SAMPLES)
+    with pytest.raises(RequestError, match="'num_iterations' must be at least 1, got 0"):
+        request_int({"num_iterations": "0"}, "num_iterations", 5, 1)
 
 
 def test_models_found_missing_and_broken(tmp_path):

@@ -86,7 +86,12 @@ def request_int(
         except ValueError:
             raise RequestError(f"'{key}' must be an integer, got {value!r}.") from None
     if low is not None and value < low or high is not None and value > high:
-        raise RequestError(f"'{key}' must be between {low} and {high}, got {value}.")
+        allowed = (
+            f"between {low} and {high}"
+            if low is not None and high is not None
+            else (f"at least {low}" if low is not None else f"at most {high}")
+        )
+        raise RequestError(f"'{key}' must be {allowed}, got {value}.")
     return int(value)
 
 
