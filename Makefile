@@ -63,8 +63,8 @@ test: install
 	$(PY) -m pytest -q tests
 
 lint: install
-	$(PY) -m ruff check monai_msgan tests data_scripts benchmarks
-	$(PY) -m ruff format --check monai_msgan tests data_scripts benchmarks
+	$(PY) -m ruff check monai_msgan tests data_scripts benchmarks apps
+	$(PY) -m ruff format --check monai_msgan tests data_scripts benchmarks apps
 
 # MONAI Label app (apps/monailabel_msgan): its own environment, since MONAI Label pins numpy/torchvision differently.
 # The torch/torchvision pins keep pip from pulling a newer CUDA build; pydicom<3 for MONAI Label's DICOM-SEG support.
