@@ -21,7 +21,8 @@ CT_LABELS_DATA := data/ct_demo_labels
 CT_LABELS_OUT := outputs/ct_labels
 CT_LABELS_ARGS ?=
 
-.PHONY: install demo demo-data demo-train demo-generate demo-ct demo-ct-labels test lint clean
+.PHONY: install demo demo-data demo-train demo-generate demo-ct demo-ct-labels test lint clean monailabel \
+	monailabel-server test-monailabel
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,8 +88,34 @@ test: install
 	$(PY) -m pytest -q tests
 
 lint: install
-	$(PY) -m ruff check monai_msgan tests data_scripts benchmarks
-	$(PY) -m ruff format --check monai_msgan tests data_scripts benchmarks
+	$(PY) -m ruff check monai_msgan tests data_scripts benchmarks apps
+	$(PY) -m ruff format --check monai_msgan tests data_scripts benchmarks apps
+
+# MONAI Label app (apps/monailabel_msgan): its own environment, since MONAI Label pins numpy/torchvision differently.
+# The torch/torchvision pins keep pip from pulling a newer CUDA build; pydicom<3 for MONAI Label's DICOM-SEG support.
+ML_VENV ?= .venv-monailabel
+ML_PY := $(ML_VENV)/bin/python
+ML_TORCH_SPEC ?= torch==2.13.0 torchvision==0.28.0
+ML_STUDIES ?= $(DEMO_DATA)/images
+ML_PORT ?= 8000
+
+$(ML_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(ML_VENV)
+	$(ML_PY) -m pip install --quiet --upgrade pip
+	$(ML_PY) -m pip install --quiet "monailabel==0.8.5" $(ML_TORCH_SPEC) "pydicom<3" "pynetdicom<3" \
+		"dicomweb-client[gcp]==0.60.1" "pytest>=7.4"
+	$(ML_PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+monailabel: $(ML_VENV)/.installed
+
+monailabel-server: monailabel
+	$(ML_PY) -m monailabel.main start_server --app apps/monailabel_msgan --studies $(ML_STUDIES) \
+		--host 127.0.0.1 --port $(ML_PORT) --conf models all
+
+# the integration test against a real server (skipped by make test: it needs MSGAN_TEST_MONAILABEL=1 and this env)
+test-monailabel: monailabel $(DEMO_DATA)/datalist.json $(CT_DATA)/datalist.json
+	MSGAN_TEST_MONAILABEL=1 $(ML_PY) -m pytest -q tests/monailabel
 
 clean:
-	rm -rf $(VENV) data outputs .pytest_cache
+	rm -rf $(VENV) $(ML_VENV) data outputs .pytest_cache

@@ -1,0 +1,127 @@
+# Copyright (c) monai-msgan contributors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#     http://www.apache.org/licenses/LICENSE-2.0
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+"""The app's batch action: N synthetic image+label pairs added to the datastore (``POST /batch/infer/synthesize``),
+on MONAI Label's :class:`BatchInferTask` interface."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from monai.transforms import LoadImage
+from monailabel.interfaces.datastore import Datastore, DefaultLabelTag
+from monailabel.interfaces.tasks.batch_infer import BatchInferTask
+
+import monai_msgan
+from lib.infers import MAX_SEED, request_device
+from lib.models import MAX_PAIRS, GeneratorModel, RequestError, request_int, resolve_model
+from lib.synthesis import LoadedGenerator, generate, load_generator, model_grid, to_input_grid, write_samples
+from lib.trainers import image_dimension
+
+__all__ = ["SyntheticPairs", "make_pair"]
+
+logger = logging.getLogger(__name__)
+
+
+def make_pair(
+    gen: LoadedGenerator, image_path: str, label_path: str, seed: int, folder: Path, name: str
+) -> tuple[Path, Path]:
+    """One synthetic pair from a labelled image: the image generated from its label (label models) or sketch
+    (sketch models) with ``seed``, on the source's grid, and the label it was generated from. Both are written as
+    new NIfTI files holding only the geometry and the voxels, never the source's header.
+
+    This is where a bundle's ``synthesize`` workflow (sampling new label maps, then images from them) and the
+    privacy audit of its outputs plug in when the bundles provide them; until then a pair reuses a datastore label.
+    """
+    image, grid, condition = model_grid(gen, image_path, label_path, drawn_sketch=True)
+    sample = to_input_grid(gen, generate(gen, condition, [seed])[0], grid, image)
+    image_file = write_samples([sample], image, folder / f"{name}.nii.gz")
+    label = np.asarray(LoadImage(image_only=True)(label_path))
+    label_file = folder / f"{name}_label.nii.gz"
+    write_samples([label.astype(np.int16)], image, label_file)
+    return image_file, label_file
+
+
+class SyntheticPairs(BatchInferTask):
+    """Adds ``num_pairs`` synthetic image+label pairs to the datastore.
+
+    Request (``POST /batch/infer/synthesize?images=labeled`` with the parameters as JSON body): ``generator`` (a
+    sketch or label model), ``num_pairs`` (1 to :data:`~lib.models.MAX_PAIRS`), ``seed`` (pair ``k`` uses
+    ``seed + k``), ``device``. The sources are the datastore's real (not synthetic) labelled images of the model's
+    dimension among ``images``, taken in turn. Each pair is added as image ``synthetic_<model>_<seed>`` with its label
+    (tag ``final``); both carry ``"synthetic": true``, the model and the seed in their datastore info. Ids that
+    already exist are refused before anything is generated.
+
+    Args:
+        models: the app's models by name.
+    """
+
+    def __init__(self, models: Mapping[str, GeneratorModel]) -> None:
+        self.models = dict(models)
+
+    def __call__(self, request: Mapping[str, Any], datastore: Datastore, infer: Callable) -> dict[str, Any]:
+        if request.get("model") != "synthesize":
+            raise RequestError(
+                f"the batch action runs as /batch/infer/synthesize, not /batch/infer/{request.get('model')}.",
+                status_code=404,
+            )
+        model = resolve_model(self.models, request)
+        if model.condition == "none":
+            raise RequestError(
+                f"model '{model.name}' is unconditional: its samples come without a label; pairs need a sketch or "
+                "label model."
+            )
+        num_pairs = request_int(request, "num_pairs", 1, 1, MAX_PAIRS)
+        seed = request_int(request, "seed", 0, 0, MAX_SEED - num_pairs + 1)
+        tag = DefaultLabelTag.FINAL.value
+        allowed = set(self.get_images(request, datastore))
+        sources = []
+        for image_id in sorted(datastore.get_labeled_images()):
+            if image_id not in allowed or datastore.get_image_info(image_id).get("synthetic"):
+                continue
+            path = datastore.get_image_uri(image_id)
+            if image_dimension(path) == model.spatial_dims:
+                label = datastore.get_label_uri(datastore.get_label_by_image_id(image_id, tag), tag)
+                sources.append((path, label))
+        if not sources:
+            raise RequestError(
+                f"no real labelled {model.spatial_dims}D images among the requested ones to make pairs from: label "
+                "some (save a final label) first."
+            )
+        seeds = list(range(seed, seed + num_pairs))
+        ids = [f"synthetic_{model.name}_{s:06d}" for s in seeds]
+        taken = sorted(set(ids) & set(datastore.list_images()))
+        if taken:
+            raise RequestError(f"the datastore already has {taken}; choose another 'seed'.", status_code=409)
+        gen = load_generator(model, request_device(request))
+        t0 = time.perf_counter()
+        info = {"synthetic": True, "generator": f"monai-msgan {monai_msgan.__version__}", "model": model.name}
+        with tempfile.TemporaryDirectory(prefix="msgan_pairs_") as tmp:
+            for k, (s, image_id) in enumerate(zip(seeds, ids)):
+                image_path, label_path = sources[k % len(sources)]
+                image_file, label_file = make_pair(gen, image_path, label_path, s, Path(tmp), image_id)
+                meta = {**info, "seed": s, "condition": model.condition}
+                datastore.add_image(image_id, str(image_file), dict(meta))
+                datastore.save_label(image_id, str(label_file), tag, dict(meta))
+                logger.info(f"added synthetic pair {image_id} ({k + 1}/{num_pairs})")
+        return {
+            "generator": model.name,
+            "added": ids,
+            "seeds": seeds,
+            "sources": len(sources),
+            "seconds": round(time.perf_counter() - t0, 2),
+        }
