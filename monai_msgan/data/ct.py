@@ -23,8 +23,8 @@ import numpy as np
 
 from monai_msgan.data.datalist import split_validation, unique_names
 from monai_msgan.data.io import write_json
-from monai_msgan.data.xray import _is_dicom, _suffix
-from monai_msgan.utils.atomic import atomic_path, check_writable
+from monai_msgan.data.xray import _is_dicom, _suffix, check_no_overlap, content_digest
+from monai_msgan.utils.atomic import atomic_path, check_writable, staged_folder
 
 __all__ = [
     "CTVolume",
@@ -41,6 +41,8 @@ __all__ = [
 HU_AIR = -1024.0
 #: Default HU window kept in the prepared data (and mapped to the model range by the bundle).
 DEFAULT_HU_WINDOW = (-1024.0, 3071.0)
+#: Smallest side (voxels, after resampling) of a volume prepare_cts accepts by default.
+MIN_SIZE = 8
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 
 
@@ -168,7 +170,9 @@ def read_ct_volume(path: str | os.PathLike) -> CTVolume:
         raise ValueError(f"{path}: cannot read volume: {e}") from e
     size = image.GetSize()
     if image.GetDimension() != 3 or sum(s > 1 for s in size) < 3:
-        raise ValueError(f"{path}: image of size {list(size)} is not a 3D volume (2D X-rays go through prepare_xray.py).")
+        raise ValueError(
+            f"{path}: image of size {list(size)} is not a 3D volume (2D X-rays go through prepare_xray.py)."
+        )
     name = path.name
     for suffix in VOLUME_SUFFIXES:
         if name.lower().endswith(suffix):
@@ -232,6 +236,25 @@ def standardise_ct(
     return sitk.Cast(sitk.Round(image), sitk.sitkInt16)
 
 
+def _check_finite(volume: CTVolume, replace: float | None) -> CTVolume:
+    """Refuse a volume with NaN/Inf voxels, or (with ``replace``) set them to ``replace`` HU and report how many."""
+    sitk = _sitk()
+    voxels = sitk.GetArrayViewFromImage(volume.image)
+    bad = int(np.count_nonzero(~np.isfinite(voxels)))
+    if not bad:
+        return volume
+    if replace is None:
+        raise ValueError(
+            f"{volume.source}: {bad} of {voxels.size} voxels are NaN or infinite; refusing to guess their HU. Fix the "
+            "file, or pass --replace-nonfinite HU to set them to a value of your choice."
+        )
+    fixed = np.where(np.isfinite(voxels), voxels, np.float32(replace)).astype(np.float32)
+    image = sitk.GetImageFromArray(fixed)
+    image.CopyInformation(volume.image)
+    print(f"{volume.source}: replaced {bad} NaN/infinite voxel(s) by {replace:g} HU (--replace-nonfinite)", flush=True)
+    return CTVolume(image, volume.name, volume.source)
+
+
 def prepare_cts(
     inputs: Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
@@ -242,33 +265,52 @@ def prepare_cts(
     seed: int = 0,
     require_ct: bool = True,
     overwrite: bool = False,
+    replace_nonfinite: float | None = None,
+    min_size: int = MIN_SIZE,
 ) -> dict[str, list[dict[str, str]]]:
     """Turn CT volumes into ``output_dir/images/<name>.nii.gz`` (int16 HU, RAS, ``spacing`` mm, clipped to
     ``window``) and ``output_dir/datalist.json`` (MONAI format, paths relative to ``output_dir``).
 
-    Every input is read and checked before anything is written; existing outputs are kept unless ``overwrite``.
+    Every input is read and checked before anything is written (non-CT modalities unless not ``require_ct``,
+    NaN/Inf voxels unless ``replace_nonfinite`` gives their HU, a volume in both training and validation by path or
+    content, sides under ``min_size`` voxels after resampling); existing outputs are kept unless ``overwrite``. The
+    outputs are built in a hidden folder beside ``output_dir`` and moved into place at the end, so a failure leaves
+    no partial dataset.
     """
     sitk = _sitk()
     output_dir = Path(output_dir)
     if len(spacing) != 3 or any(float(s) <= 0 for s in spacing):
         raise ValueError(f"spacing must be three positive numbers (mm), got {list(spacing)}.")
-    if float(window[0]) >= float(window[1]):
+    if len(window) != 2 or float(window[0]) >= float(window[1]):
         raise ValueError(f"window must be (low, high) HU with low < high, got {list(window)}.")
     train = find_ct_volumes(inputs, require_ct)
     val = find_ct_volumes(validation, require_ct) if validation else []
     if not validation:
         train, val = split_validation(train, val_fraction, seed)
+    train = [_check_finite(v, replace_nonfinite) for v in train]
+    val = [_check_finite(v, replace_nonfinite) for v in val]
+    digests = {id(v): content_digest(sitk.GetArrayViewFromImage(v.image)) for v in [*train, *val]}
+    check_no_overlap(
+        {f"{v.source} [{v.name}]": digests[id(v)] for v in train},
+        {f"{v.source} [{v.name}]": digests[id(v)] for v in val},
+    )
     datalist_path = check_writable(output_dir / "datalist.json", overwrite)
     names = [f"images/{name}.nii.gz" for name in unique_names(v.name for v in [*train, *val])]
     for rel in names:
         check_writable(output_dir / rel, overwrite)
-    for vol, rel in zip([*train, *val], names):
-        std = standardise_ct(vol.image, spacing, window)
-        with atomic_path(output_dir / rel) as tmp:
-            sitk.WriteImage(std, str(tmp), useCompression=True)
     datalist = {
         "training": [{"image": rel} for rel in names[: len(train)]],
         "validation": [{"image": rel} for rel in names[len(train) :]],
     }
-    write_json(datalist, datalist_path)
+    with staged_folder(output_dir, overwrite) as stage:  # one volume in memory at a time; all or nothing on disk
+        for vol, rel in zip([*train, *val], names):
+            std = standardise_ct(vol.image, spacing, window)
+            if min(std.GetSize()) < min_size:
+                raise ValueError(
+                    f"{vol.source}: volume of {list(std.GetSize())} voxels at {list(spacing)} mm is too small; the "
+                    f"minimum side is {min_size} voxels (--min-size)."
+                )
+            with atomic_path(stage / rel) as tmp:
+                sitk.WriteImage(std, str(tmp), useCompression=True)
+        write_json(datalist, stage / datalist_path.name)
     return datalist

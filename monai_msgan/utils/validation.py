@@ -17,15 +17,18 @@ from __future__ import annotations
 import argparse
 import math
 import os
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from monai_msgan.utils.atomic import Terminated, signals_raise
 from monai_msgan.utils.scales import SCALE_FACTOR
 
 __all__ = [
     "ConfigurationError",
     "arg_type",
+    "run_command",
     "ensure_int",
     "ensure_number",
     "image_spatial_size",
@@ -237,3 +240,22 @@ def dataset_size_violations(
     if len(problems) > limit:
         problems = [*problems[:limit], f"... and {len(problems) - limit} more image(s)."]
     return problems
+
+
+def run_command(work: Callable[[], int]) -> int:
+    """Run a command-line tool's ``work`` and turn what can go wrong into one line on stderr and an exit code:
+    bad input and I/O faults (disk full, permission denied, read-only output) exit 2, SIGTERM 143 and Ctrl-C 130,
+    after the temporaries have been removed (no traceback)."""
+    try:
+        with signals_raise():
+            return work()
+    except (ValueError, OSError) as e:  # FileNotFoundError, FileExistsError, PermissionError, ... are OSErrors
+        described = isinstance(e, OSError) and e.errno is not None and e.strerror and e.filename is None
+        print(f"error: {e.strerror if described else e}", file=sys.stderr)
+        return 2
+    except Terminated as e:
+        print(f"error: {e}; temporary files were removed, nothing was written.", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("error: interrupted; temporary files were removed, nothing was written.", file=sys.stderr)
+        return 130
