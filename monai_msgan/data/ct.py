@@ -154,6 +154,26 @@ def read_dicom_series(folder: str | os.PathLike, require_ct: bool = True) -> lis
     return volumes
 
 
+def _nifti_voxels(path: Path, image):
+    """ITK's NIfTI reader fills a truncated file's missing voxels and NaN/Inf with zeros without a word; read the
+    voxels with nibabel, which refuses incomplete data and keeps non-finite values for the caller to judge."""
+    import nibabel as nib
+
+    sitk = _sitk()
+    try:
+        data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read volume: {e}") from e
+    data = data.reshape(image.GetSize(), order="F") if data.size == np.prod(image.GetSize()) else None
+    if data is None:
+        raise ValueError(f"{path}: cannot read volume: the voxel data do not match the header's size.")
+    if np.isfinite(data).all():
+        return image
+    out = sitk.GetImageFromArray(np.ascontiguousarray(data.transpose(2, 1, 0)))  # (x, y, z) -> SimpleITK's (z, y, x)
+    out.CopyInformation(image)
+    return out
+
+
 def read_ct_volume(path: str | os.PathLike) -> CTVolume:
     """Read a NIfTI, MHA/MHD or NRRD volume (values in HU).
 
@@ -173,6 +193,8 @@ def read_ct_volume(path: str | os.PathLike) -> CTVolume:
         raise ValueError(
             f"{path}: image of size {list(size)} is not a 3D volume (2D X-rays go through prepare_xray.py)."
         )
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        image = _nifti_voxels(path, image)
     name = path.name
     for suffix in VOLUME_SUFFIXES:
         if name.lower().endswith(suffix):

@@ -204,7 +204,7 @@ def staged_folder(output_dir: str | os.PathLike, overwrite: bool = False) -> Ite
     try:
         stage = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.{os.getpid()}.", suffix=".tmpdir", dir=parent))
     except OSError as e:
-        raise _reraise(e, output_dir, "create") from e
+        raise _reraise(e, output_dir) from e
     try:
         yield stage
         os.chmod(stage, 0o777 & ~_umask())
@@ -230,9 +230,12 @@ def staged_folder(output_dir: str | os.PathLike, overwrite: bool = False) -> Ite
                 target.unlink(missing_ok=True)
             raise
     except OSError as e:
-        if getattr(e, "_msgan_described", False) or isinstance(e, FileExistsError):
+        if isinstance(e, FileExistsError):
             raise
-        err = _reraise(e, output_dir)
+        if getattr(e, "_msgan_described", False):  # name the output, not the staging folder it was built in
+            err = type(e)(e.errno, (e.strerror or str(e)).replace(str(stage), str(output_dir)))
+        else:
+            err = _reraise(e, output_dir)
         err._msgan_described = True
         raise err from e
     finally:
