@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -271,6 +272,8 @@ class SampleGeneration:
 
     def run(self) -> list[Path]:
         """Generate and write all samples (continuing an interrupted run); returns the NIfTI paths."""
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"output_dir {self.output_dir}: it exists and is not a folder.")
         remove_stale_temporaries(self.output_dir)
         done = self._unfinished()
         continuing = done is not None
