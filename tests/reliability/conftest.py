@@ -93,4 +93,3 @@ def trained_dir(tmp_path_factory) -> Path:
     for s in range(model.num_scales):
         save_weights(model.scale(s).state_dict(), generator_path(ckpt, s))
     return ckpt
-

@@ -56,7 +56,9 @@ def _overwrite_middle(path):
     "damage,match",
     [
         pytest.param(_overwrite_middle, "(scale 1) is damaged: the SHA-256", id="B01-generator-bytes-overwritten"),
-        pytest.param(lambda p: p.write_bytes(p.read_bytes()[:-500]), "(scale 1) as a weights-only", id="B02-generator-truncated"),
+        pytest.param(
+            lambda p: p.write_bytes(p.read_bytes()[:-500]), "(scale 1) as a weights-only", id="B02-generator-truncated"
+        ),
     ],
 )
 def test_inference_with_a_damaged_generator_writes_nothing(bundle_models, tmp_path, damage, match):
@@ -81,8 +83,8 @@ def test_b03_training_seed_must_be_an_integer(tmp_path):
 
 
 def test_b04_impossible_configuration_is_refused_before_training(demo_dataset, tmp_path):
-    args = ["--image_size", "[256,256]", "--num_scales", "3", "--num_iterations", "[2,2,2]", "--patch_size", "[160,160]",
-            "--batch_size", "0"]  # fmt: skip
+    args = ["--image_size", "[256,256]", "--num_scales", "3", "--num_iterations", "[2,2,2]"]
+    args += ["--patch_size", "[160,160]", "--batch_size", "0"]
     proc = run_bundle(BUNDLE, "training", ["train.json", "quick.json"], *args,
                       "--ckpt_dir", str(tmp_path / "ckpt"), "--dataset_dir", str(demo_dataset))  # fmt: skip
     assert proc.returncode != 0, proc.stderr[-2000:]

@@ -50,11 +50,15 @@ def _copy(trained_dir, tmp_path):
 
 DAMAGES = [
     pytest.param(_damage_middle, "scale 1.* is damaged: the SHA-256", id="C01-overwritten-bytes"),
-    pytest.param(lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "damaged, truncated", id="C02-truncated"),
+    pytest.param(
+        lambda p: p.write_bytes(p.read_bytes()[: p.stat().st_size // 2]), "damaged, truncated", id="C02-truncated"
+    ),
     pytest.param(lambda p: p.write_bytes(b""), "damaged, truncated", id="C03-empty"),
     pytest.param(lambda p: p.write_text("not weights"), "damaged, truncated", id="C04-text-file"),
     pytest.param(lambda p: torch.save(torch.zeros(3), p), "holds a Tensor", id="C05-tensor-not-dict"),
-    pytest.param(lambda p: torch.save({"w": argparse.Namespace(code="runs on load")}, p), "weights-only", id="C06-pickled-object"),
+    pytest.param(
+        lambda p: torch.save({"w": argparse.Namespace(code="runs on load")}, p), "weights-only", id="C06-pickled-object"
+    ),
 ]
 
 
@@ -124,7 +128,9 @@ def test_write_faults_keep_the_previous_file(tmp_path, monkeypatch, code, reason
 
 def test_c13_output_under_a_file_is_refused(tmp_path):
     (tmp_path / "models").write_text("a file where a folder should be")
-    with pytest.raises(NotADirectoryError, match="cannot create the folder .*models.scale_0: a part of the path is a file"):
+    with pytest.raises(
+        NotADirectoryError, match="cannot create the folder .*models.scale_0: a part of the path is a file"
+    ):
         save_weights({"w": torch.ones(1)}, tmp_path / "models" / "scale_0" / "generator.pt")
 
 

@@ -109,7 +109,9 @@ def test_d05_ct_slice_is_not_a_radiograph(tmp_path, capsys):
     code, err = _main(prepare_xray, capsys, "--input", slice_file, "--output", out, "--val-fraction", 0)
     assert code == 2 and "DICOM modality CT is not an X-ray modality" in err and "--allow-non-xray" in err
     _nothing_left(tmp_path, out)
-    code, _ = _main(prepare_xray, capsys, "--input", slice_file, "--output", out, "--val-fraction", 0, "--allow-non-xray")
+    code, _ = _main(
+        prepare_xray, capsys, "--input", slice_file, "--output", out, "--val-fraction", 0, "--allow-non-xray"
+    )
     assert code == 0 and (out / "datalist.json").is_file()
 
 
@@ -122,12 +124,33 @@ def test_d06_image_smaller_than_the_minimum(xrays, tmp_path, capsys):
 
 OPTIONS = [
     pytest.param(prepare_xray, ["--seed", "abc"], "argument --seed: must be an integer, got 'abc'", id="D07-seed-text"),
-    pytest.param(prepare_xray, ["--seed", "1.5"], "argument --seed: must be an integer, got '1.5'", id="D08-seed-fraction"),
-    pytest.param(prepare_xray, ["--val-fraction", "1.5"], "argument --val-fraction: must be a number >= 0 and < 1", id="D09-val-fraction"),
-    pytest.param(prepare_ct, ["--spacing", "0", "1", "1"], "argument --spacing: must be a number > 0, got '0'", id="D10-spacing-zero"),
-    pytest.param(prepare_ct, ["--window", "100", "-100"], "argument --window: LOW must be below HIGH", id="D11-window-reversed"),
-    pytest.param(prepare_xray, ["--lower-percentile", "90", "--upper-percentile", "10"], "lower < upper", id="D12-percentiles-reversed"),
-    pytest.param(prepare_ct, ["--min-size", "0"], "argument --min-size: must be an integer >= 1", id="D13-min-size-zero"),
+    pytest.param(
+        prepare_xray, ["--seed", "1.5"], "argument --seed: must be an integer, got '1.5'", id="D08-seed-fraction"
+    ),
+    pytest.param(
+        prepare_xray,
+        ["--val-fraction", "1.5"],
+        "argument --val-fraction: must be a number >= 0 and < 1",
+        id="D09-val-fraction",
+    ),
+    pytest.param(
+        prepare_ct,
+        ["--spacing", "0", "1", "1"],
+        "argument --spacing: must be a number > 0, got '0'",
+        id="D10-spacing-zero",
+    ),
+    pytest.param(
+        prepare_ct, ["--window", "100", "-100"], "argument --window: LOW must be below HIGH", id="D11-window-reversed"
+    ),
+    pytest.param(
+        prepare_xray,
+        ["--lower-percentile", "90", "--upper-percentile", "10"],
+        "lower < upper",
+        id="D12-percentiles-reversed",
+    ),
+    pytest.param(
+        prepare_ct, ["--min-size", "0"], "argument --min-size: must be an integer >= 1", id="D13-min-size-zero"
+    ),
 ]
 
 

@@ -22,7 +22,6 @@ import signal
 
 import numpy as np
 import pytest
-import torch
 
 import monai_msgan.data.io as io
 import monai_msgan.synthesis.generate as generate
@@ -39,7 +38,9 @@ def _generation(out, num_samples=1, output_buffer="memory", model=None, **kwargs
     return SampleGeneration(synth, SIZE, out, np.eye(4), num_samples=num_samples, output_buffer=output_buffer, **kwargs)
 
 
-@pytest.mark.parametrize("buffer", [pytest.param("memory", id="G01-nan-image-memory"), pytest.param("disk", id="G02-nan-image-disk")])
+@pytest.mark.parametrize(
+    "buffer", [pytest.param("memory", id="G01-nan-image-memory"), pytest.param("disk", id="G02-nan-image-disk")]
+)
 def test_non_finite_images_are_never_written(tmp_path, buffer):
     model = tiny_generator()
     next(model.scale(1).parameters()).data[0] = float("nan")  # weights damaged in memory after loading
@@ -89,7 +90,10 @@ def test_g04_finished_run_is_not_overwritten(tmp_path):
 
 @pytest.mark.parametrize(
     "code,reason",
-    [pytest.param(errno.ENOSPC, "the disk is full", id="G05-disk-full"), pytest.param(errno.EROFS, "read-only", id="G06-read-only")],
+    [
+        pytest.param(errno.ENOSPC, "the disk is full", id="G05-disk-full"),
+        pytest.param(errno.EROFS, "read-only", id="G06-read-only"),
+    ],
 )
 def test_write_fault_during_a_sample_keeps_finished_ones(tmp_path, monkeypatch, code, reason):
     out = tmp_path / "out"

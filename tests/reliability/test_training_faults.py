@@ -137,7 +137,9 @@ def test_t03_nan_weights_are_not_saved(tmp_path):
 def _steps(log_dir) -> list[int]:
     steps = []
     for f in sorted(log_dir.glob("events.out.tfevents.*")):
-        steps += [e.step for e in EventFileLoader(str(f)).Load() if any(v.tag.endswith("loss_g") for v in e.summary.value)]
+        steps += [
+            e.step for e in EventFileLoader(str(f)).Load() if any(v.tag.endswith("loss_g") for v in e.summary.value)
+        ]
     return steps
 
 
@@ -165,8 +167,13 @@ def test_t05_every_configuration_problem_is_listed_before_work(tmp_path):
         run.run()
     message = str(info.value)
     assert "4 problem(s)" in message, message
-    for part in ("option num_iterations must be an integer >= 1, got 0", "option batch_size", "patch_size [78, 78] must be divisible by 4",
-                 "image_size [96, 100] must be divisible by 32"):  # fmt: skip
+    parts = [
+        "option num_iterations must be an integer >= 1, got 0",
+        "option batch_size",
+        "patch_size [78, 78] must be divisible by 4",
+        "image_size [96, 100] must be divisible by 32",
+    ]
+    for part in parts:
         assert part in message, message
     assert not (tmp_path / "ckpt").exists()
 
@@ -185,7 +192,9 @@ def test_t07_image_too_small_for_the_configuration(tmp_path):
         nib.save(nib.Nifti1Image(np.zeros(size, np.float32), np.eye(4)), path)
         files.append({"image": str(path)})
     run = _training(tmp_path, files=files, image_size=[64, 64])
-    with pytest.raises(ConfigurationError, match=r"img1.nii.gz: image of size \[8, 8\] is smaller than the minimum \[32, 32\]"):
+    with pytest.raises(
+        ConfigurationError, match=r"img1.nii.gz: image of size \[8, 8\] is smaller than the minimum \[32, 32\]"
+    ):
         run.run()
     assert not (tmp_path / "ckpt").exists()
 
@@ -220,8 +229,14 @@ def test_t09_sigterm_during_training_keeps_the_last_checkpoint(tmp_path):
 DATALISTS = [
     pytest.param({"training": [{"image": "../outside.nii.gz"}]}, "lies outside", id="T10-path-escapes-dataset"),
     pytest.param({"validation": []}, "has no list under 'training'", id="T11-missing-training-key"),
-    pytest.param({"training": [{"label": "a.nii.gz"}]}, "entry 0 of 'training' is not a dict with an 'image'", id="T12-entry-without-image"),
-    pytest.param({"training": [{"image": "gone.nii.gz"}]}, "lists image gone.nii.gz, which does not exist", id="T13-missing-file"),
+    pytest.param(
+        {"training": [{"label": "a.nii.gz"}]},
+        "entry 0 of 'training' is not a dict with an 'image'",
+        id="T12-entry-without-image",
+    ),
+    pytest.param(
+        {"training": [{"image": "gone.nii.gz"}]}, "lists image gone.nii.gz, which does not exist", id="T13-missing-file"
+    ),
     pytest.param("{not json", "is not valid JSON", id="T14-invalid-json"),
     pytest.param({"training": []}, "'training' is empty", id="T15-empty-training"),
 ]
