@@ -82,11 +82,15 @@ def test_b03_training_seed_must_be_an_integer(tmp_path):
     assert not (tmp_path / "ckpt").exists()
 
 
-def test_b04_impossible_configuration_is_refused_before_training(demo_dataset, tmp_path):
+def test_b04_impossible_configuration_is_refused_before_training(xrays, tmp_path):
+    from monai_msgan.data import prepare_xrays
+
+    dataset = tmp_path / "data"
+    prepare_xrays([xrays], dataset)
     args = ["--image_size", "[256,256]", "--num_scales", "3", "--num_iterations", "[2,2,2]"]
     args += ["--patch_size", "[160,160]", "--batch_size", "0"]
     proc = run_bundle(BUNDLE, "training", ["train.json", "quick.json"], *args,
-                      "--ckpt_dir", str(tmp_path / "ckpt"), "--dataset_dir", str(demo_dataset))  # fmt: skip
+                      "--ckpt_dir", str(tmp_path / "ckpt"), "--dataset_dir", str(dataset))  # fmt: skip
     assert proc.returncode != 0, proc.stderr[-2000:]
     assert "the training configuration has 2 problem(s); nothing was started" in proc.stderr, proc.stderr[-2000:]
     assert "patch_size [160, 160] is larger than scale 1 ([128, 128]" in proc.stderr
