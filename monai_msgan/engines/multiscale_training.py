@@ -256,7 +256,9 @@ class MultiScaleTraining:
         # fewer images than a batch (e.g. one demo volume): draw with replacement so batches are full. The order
         # comes from its own seeded generator and can resume at any batch (engines.resume).
         batch = self.batch_size[scale]
-        sampler = ResumableSampler(len(dataset), batch, replacement=len(dataset) < batch, seed=torch.initial_seed())
+        sampler = ResumableSampler(
+            len(dataset), batch, replacement=len(dataset) < batch, seed=torch.initial_seed() % 2**62
+        )
         return DataLoader(
             dataset,
             batch_size=batch,
