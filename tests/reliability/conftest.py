@@ -58,12 +58,6 @@ def fail_with(code: int):
     return OSError(code, os.strerror(code))
 
 
-def run_script(script: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(SCRIPTS / script), *args], capture_output=True, text=True, timeout=300, **kwargs
-    )
-
-
 @pytest.fixture(scope="session")
 def xrays(tmp_path_factory) -> Path:
     """Three 32x32 16-bit PNG radiographs (random texture) in a folder."""
