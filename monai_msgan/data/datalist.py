@@ -91,7 +91,9 @@ def load_datalist(
                     )
                 p = p if p.is_absolute() else dataset_dir / p
                 if not p.exists():
-                    raise FileNotFoundError(f"{path}: '{key}' entry {i} lists {k} {entry[k]}, which does not exist ({p}).")
+                    raise FileNotFoundError(
+                        f"{path}: '{key}' entry {i} lists {k} {entry[k]}, which does not exist ({p})."
+                    )
                 entry[k] = str(p)
         entries.append(entry)
     if not entries and not allow_empty:
