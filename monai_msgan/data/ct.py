@@ -23,8 +23,8 @@ import numpy as np
 
 from monai_msgan.data.datalist import split_validation, unique_names
 from monai_msgan.data.io import write_json
-from monai_msgan.data.xray import _is_dicom, _suffix
-from monai_msgan.utils.atomic import atomic_path, check_writable
+from monai_msgan.data.xray import _is_dicom, _suffix, check_no_overlap, content_digest
+from monai_msgan.utils.atomic import atomic_path, check_writable, staged_folder
 
 __all__ = [
     "CTVolume",
@@ -41,6 +41,8 @@ __all__ = [
 HU_AIR = -1024.0
 #: Default HU window kept in the prepared data (and mapped to the model range by the bundle).
 DEFAULT_HU_WINDOW = (-1024.0, 3071.0)
+#: Smallest side (voxels, after resampling) of a volume prepare_cts accepts by default.
+MIN_SIZE = 8
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
 
 
@@ -152,6 +154,26 @@ def read_dicom_series(folder: str | os.PathLike, require_ct: bool = True) -> lis
     return volumes
 
 
+def _nifti_voxels(path: Path, image):
+    """ITK's NIfTI reader fills a truncated file's missing voxels and NaN/Inf with zeros without a word; read the
+    voxels with nibabel, which refuses incomplete data and keeps non-finite values for the caller to judge."""
+    import nibabel as nib
+
+    sitk = _sitk()
+    try:
+        data = np.asarray(nib.load(path).dataobj, dtype=np.float32)
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read volume: {e}") from e
+    data = data.reshape(image.GetSize(), order="F") if data.size == np.prod(image.GetSize()) else None
+    if data is None:
+        raise ValueError(f"{path}: cannot read volume: the voxel data do not match the header's size.")
+    if np.isfinite(data).all():
+        return image
+    out = sitk.GetImageFromArray(np.ascontiguousarray(data.transpose(2, 1, 0)))  # (x, y, z) -> SimpleITK's (z, y, x)
+    out.CopyInformation(image)
+    return out
+
+
 def read_ct_volume(path: str | os.PathLike) -> CTVolume:
     """Read a NIfTI, MHA/MHD or NRRD volume (values in HU).
 
@@ -168,7 +190,11 @@ def read_ct_volume(path: str | os.PathLike) -> CTVolume:
         raise ValueError(f"{path}: cannot read volume: {e}") from e
     size = image.GetSize()
     if image.GetDimension() != 3 or sum(s > 1 for s in size) < 3:
-        raise ValueError(f"{path}: image of size {list(size)} is not a 3D volume (2D X-rays go through prepare_xray.py).")
+        raise ValueError(
+            f"{path}: image of size {list(size)} is not a 3D volume (2D X-rays go through prepare_xray.py)."
+        )
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        image = _nifti_voxels(path, image)
     name = path.name
     for suffix in VOLUME_SUFFIXES:
         if name.lower().endswith(suffix):
@@ -232,6 +258,25 @@ def standardise_ct(
     return sitk.Cast(sitk.Round(image), sitk.sitkInt16)
 
 
+def _check_finite(volume: CTVolume, replace: float | None) -> CTVolume:
+    """Refuse a volume with NaN/Inf voxels, or (with ``replace``) set them to ``replace`` HU and report how many."""
+    sitk = _sitk()
+    voxels = sitk.GetArrayViewFromImage(volume.image)
+    bad = int(np.count_nonzero(~np.isfinite(voxels)))
+    if not bad:
+        return volume
+    if replace is None:
+        raise ValueError(
+            f"{volume.source}: {bad} of {voxels.size} voxels are NaN or infinite; refusing to guess their HU. Fix the "
+            "file, or pass --replace-nonfinite HU to set them to a value of your choice."
+        )
+    fixed = np.where(np.isfinite(voxels), voxels, np.float32(replace)).astype(np.float32)
+    image = sitk.GetImageFromArray(fixed)
+    image.CopyInformation(volume.image)
+    print(f"{volume.source}: replaced {bad} NaN/infinite voxel(s) by {replace:g} HU (--replace-nonfinite)", flush=True)
+    return CTVolume(image, volume.name, volume.source)
+
+
 def prepare_cts(
     inputs: Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
@@ -245,6 +290,8 @@ def prepare_cts(
     labels: Sequence[str | os.PathLike] = (),
     validation_labels: Sequence[str | os.PathLike] = (),
     body_label: int | None = None,
+    replace_nonfinite: float | None = None,
+    min_size: int = MIN_SIZE,
 ) -> dict[str, list[dict[str, str]]]:
     """Turn CT volumes into ``output_dir/images/<name>.nii.gz`` (int16 HU, RAS, ``spacing`` mm, clipped to
     ``window``) and ``output_dir/datalist.json`` (MONAI format, paths relative to ``output_dir``).
@@ -254,7 +301,11 @@ def prepare_cts(
     nearest-neighbour interpolation (:func:`~monai_msgan.data.labels.prepare_ct_label_map`; unlabelled body voxels
     get ``body_label`` when set) to ``output_dir/labels/<name>.nii.gz``, and listed as ``label``.
 
-    Every input is read and checked before anything is written; existing outputs are kept unless ``overwrite``.
+    Every input is read and checked before anything is written (non-CT modalities unless not ``require_ct``,
+    NaN/Inf voxels unless ``replace_nonfinite`` gives their HU, a volume in both training and validation by path or
+    content, sides under ``min_size`` voxels after resampling); existing outputs are kept unless ``overwrite``. The
+    outputs are built in a hidden folder beside ``output_dir`` and moved into place at the end, so a failure leaves
+    no partial dataset.
     """
     from monai_msgan.data.labels import prepare_ct_label_map, read_label_map
 
@@ -262,7 +313,7 @@ def prepare_cts(
     output_dir = Path(output_dir)
     if len(spacing) != 3 or any(float(s) <= 0 for s in spacing):
         raise ValueError(f"spacing must be three positive numbers (mm), got {list(spacing)}.")
-    if float(window[0]) >= float(window[1]):
+    if len(window) != 2 or float(window[0]) >= float(window[1]):
         raise ValueError(f"window must be (low, high) HU with low < high, got {list(window)}.")
     train = find_ct_volumes(inputs, require_ct)
     val = find_ct_volumes(validation, require_ct) if validation else []
@@ -280,22 +331,36 @@ def prepare_cts(
     val_pairs = list(zip(val, validation_labels)) if with_labels else [(v, None) for v in val]
     if not validation:
         pairs, val_pairs = split_validation(pairs, val_fraction, seed)
+    pairs = [(_check_finite(v, replace_nonfinite), lab) for v, lab in pairs]
+    val_pairs = [(_check_finite(v, replace_nonfinite), lab) for v, lab in val_pairs]
+    train, val = [v for v, _ in pairs], [v for v, _ in val_pairs]
+    digests = {id(v): content_digest(sitk.GetArrayViewFromImage(v.image)) for v in [*train, *val]}
+    check_no_overlap(
+        {f"{v.source} [{v.name}]": digests[id(v)] for v in train},
+        {f"{v.source} [{v.name}]": digests[id(v)] for v in val},
+    )
     datalist_path = check_writable(output_dir / "datalist.json", overwrite)
-    names = unique_names(v.name for v, _ in [*pairs, *val_pairs])
+    names = unique_names(v.name for v in [*train, *val])
     for name in names:
         check_writable(output_dir / f"images/{name}.nii.gz", overwrite)
         if with_labels:
             check_writable(output_dir / f"labels/{name}.nii.gz", overwrite)
     entries = []
-    for (vol, label), name in zip([*pairs, *val_pairs], names):
-        std = standardise_ct(vol.image, spacing, window)
-        entry = {"image": f"images/{name}.nii.gz"}
-        with atomic_path(output_dir / entry["image"]) as tmp:
-            sitk.WriteImage(std, str(tmp), useCompression=True)
-        if label is not None:
-            entry["label"] = f"labels/{name}.nii.gz"
-            prepare_ct_label_map(label, vol.image, std, output_dir / entry["label"], body_label, overwrite=overwrite)
-        entries.append(entry)
-    datalist = {"training": entries[: len(pairs)], "validation": entries[len(pairs) :]}
-    write_json(datalist, datalist_path)
+    with staged_folder(output_dir, overwrite) as stage:  # one volume in memory at a time; all or nothing on disk
+        for (vol, label), name in zip([*pairs, *val_pairs], names):
+            std = standardise_ct(vol.image, spacing, window)
+            if min(std.GetSize()) < min_size:
+                raise ValueError(
+                    f"{vol.source}: volume of {list(std.GetSize())} voxels at {list(spacing)} mm is too small; the "
+                    f"minimum side is {min_size} voxels (--min-size)."
+                )
+            entry = {"image": f"images/{name}.nii.gz"}
+            with atomic_path(stage / entry["image"]) as tmp:
+                sitk.WriteImage(std, str(tmp), useCompression=True)
+            if label is not None:
+                entry["label"] = f"labels/{name}.nii.gz"
+                prepare_ct_label_map(label, vol.image, std, stage / entry["label"], body_label, overwrite=overwrite)
+            entries.append(entry)
+        datalist = {"training": entries[: len(pairs)], "validation": entries[len(pairs) :]}
+        write_json(datalist, stage / datalist_path.name)
     return datalist

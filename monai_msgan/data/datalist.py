@@ -63,7 +63,8 @@ def load_datalist(
 
     Raises:
         FileNotFoundError: when the datalist or a file it lists is missing (naming both).
-        ValueError: when the datalist is malformed or (unless ``allow_empty``) the section is empty.
+        ValueError: when the datalist is malformed, a relative path leads outside ``dataset_dir``, or (unless
+            ``allow_empty``) the section is empty.
     """
     dataset_dir = Path(dataset_dir)
     path = dataset_dir / filename
@@ -83,9 +84,16 @@ def load_datalist(
         for k in path_keys:
             if k in entry and isinstance(entry[k], str):
                 p = Path(entry[k])
+                if not p.is_absolute() and not (dataset_dir / p).resolve().is_relative_to(dataset_dir.resolve()):
+                    raise ValueError(
+                        f"{path}: '{key}' entry {i} lists {k} {entry[k]}, which lies outside {dataset_dir}; relative "
+                        "paths must stay inside the dataset folder (give an absolute path to use another place)."
+                    )
                 p = p if p.is_absolute() else dataset_dir / p
                 if not p.exists():
-                    raise FileNotFoundError(f"{path}: '{key}' entry {i} lists {k} {entry[k]}, which does not exist ({p}).")
+                    raise FileNotFoundError(
+                        f"{path}: '{key}' entry {i} lists {k} {entry[k]}, which does not exist ({p})."
+                    )
                 entry[k] = str(p)
         entries.append(entry)
     if not entries and not allow_empty:

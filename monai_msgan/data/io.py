@@ -159,7 +159,11 @@ class NiftiStreamWriter:
         self.written += slab.shape[-1]
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._file.close()
+        try:
+            self._file.close()  # flushes the last compressed bytes: may fail (disk full)
+        except BaseException as e:
+            self._ctx.__exit__(type(e), e, e.__traceback__)  # removes the temporary and re-raises, naming the file
+            raise
         if exc_type is None and self.written != self.spatial_size[-1]:
             exc = ValueError(f"{self.path}: {self.written} of {self.spatial_size[-1]} slices were written.")
             self._ctx.__exit__(type(exc), exc, None)

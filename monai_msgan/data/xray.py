@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,13 +23,28 @@ import numpy as np
 
 from monai_msgan.data.datalist import split_validation, unique_names
 from monai_msgan.data.io import radiograph_affine, save_nifti, write_json
-from monai_msgan.utils.atomic import check_writable
+from monai_msgan.utils.atomic import check_writable, staged_folder
 
-__all__ = ["XRayImage", "read_xray", "normalise_intensity", "find_images", "prepare_xrays", "write_radiograph"]
+__all__ = [
+    "XRayImage",
+    "XRAY_MODALITIES",
+    "read_xray",
+    "normalise_intensity",
+    "find_images",
+    "prepare_xrays",
+    "write_radiograph",
+    "check_no_overlap",
+    "content_digest",
+]
 
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic")
 RASTER_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+#: DICOM modalities of projection radiography: computed and digital radiography, mammography, radiographic imaging,
+#: fluoroscopy, angiography, intra-oral and panoramic X-ray.
+XRAY_MODALITIES = ("CR", "DX", "MG", "RG", "RF", "XA", "IO", "PX", "DF")
+#: Smallest side (pixels) of an image prepare_xrays accepts by default.
+MIN_SIZE = 8
 
 
 @dataclass
@@ -38,6 +54,7 @@ class XRayImage:
     pixels: np.ndarray
     spacing: tuple[float, float] | None
     source: Path
+    modality: str | None = None
 
 
 def _suffix(path: Path) -> str:
@@ -85,7 +102,8 @@ def _read_dicom(path: Path) -> XRayImage:
     if photometric == "MONOCHROME1":  # high values are dark: invert so bone is bright
         pixels = pixels.max() + pixels.min() - pixels
     spacing = _spacing(ds.get("ImagerPixelSpacing")) or _spacing(ds.get("PixelSpacing"))
-    return XRayImage(pixels.astype(np.float32), spacing, path)
+    modality = str(ds.get("Modality", "") or "").strip().upper() or None
+    return XRayImage(pixels.astype(np.float32), spacing, path, modality)
 
 
 def _read_raster(path: Path) -> XRayImage:
@@ -192,7 +210,8 @@ def find_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
             found = sorted(
                 p
                 for p in item.iterdir()
-                if p.is_file() and not p.name.startswith(".")
+                if p.is_file()
+                and not p.name.startswith(".")
                 and (_suffix(p) in DICOM_SUFFIXES + RASTER_SUFFIXES + NIFTI_SUFFIXES or _is_dicom(p))
             )
             if not found:
@@ -213,6 +232,40 @@ def _stem(path: Path) -> str:
     return name
 
 
+def content_digest(array: np.ndarray) -> str:
+    """SHA-256 of an array's shape, dtype and values: the same image read from a copy (or another format holding
+    the same pixels) gives the same digest."""
+    array = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{array.dtype}|{array.shape}|".encode())
+    h.update(memoryview(array).cast("B"))
+    return h.hexdigest()
+
+
+def check_no_overlap(train: dict, validation: dict) -> None:
+    """Refuse an input that is both a training and a validation item (a train/validation leak).
+
+    Args:
+        train: ``{source path: content digest}`` of the training items.
+        validation: the same for the validation items.
+
+    Raises:
+        ValueError: naming both files, when a resolved path or a content digest is in both.
+    """
+    by_path = {Path(p).resolve(): p for p in train}
+    by_digest = {d: p for p, d in train.items()}
+    for p, d in validation.items():
+        if Path(p).resolve() in by_path:
+            raise ValueError(
+                f"{p} is both a training and a validation input (as {by_path[Path(p).resolve()]}): a train/validation "
+                "leak. Give each file to one of --input and --validation only."
+            )
+        if d in by_digest:
+            raise ValueError(
+                f"{p} (validation) has the same content as {by_digest[d]} (training): a copy of one image in both "
+                "sets is a train/validation leak. Remove one of them."
+            )
+
+
 def prepare_xrays(
     inputs: Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
@@ -222,6 +275,8 @@ def prepare_xrays(
     lower_percentile: float = 0.5,
     upper_percentile: float = 99.5,
     overwrite: bool = False,
+    allow_non_xray: bool = False,
+    min_size: int = MIN_SIZE,
 ) -> dict[str, list[dict[str, str]]]:
     """Turn radiographs into normalised NIfTI (``output_dir/images/<name>.nii.gz``, intensities in [0, 1], bone
     bright) and ``output_dir/datalist.json`` in MONAI's format, with paths relative to ``output_dir``.
@@ -235,14 +290,25 @@ def prepare_xrays(
         lower_percentile: intensity percentile mapped to 0.
         upper_percentile: intensity percentile mapped to 1.
         overwrite: replace existing outputs.
+        allow_non_xray: accept DICOMs whose modality is not one of :data:`XRAY_MODALITIES` (e.g. CT or MR slices).
+        min_size: smallest accepted side in pixels.
+
+    Everything is read and checked first (unreadable files, non-X-ray modalities, constant or too small images,
+    an image in both training and validation by path or content); the outputs are built in a hidden folder beside
+    ``output_dir`` and moved into place at the end, so a failure at any point leaves no partial dataset.
 
     Returns:
         the datalist.
 
     Raises:
-        ValueError / FileNotFoundError: naming the offending input.
+        ValueError / FileNotFoundError / FileExistsError: naming the offending input.
+        OSError: naming the output, when it cannot be written (disk full, permission denied, read-only).
     """
     output_dir = Path(output_dir)
+    if not 0 <= lower_percentile < upper_percentile <= 100:
+        raise ValueError(
+            f"percentiles must satisfy 0 <= lower < upper <= 100, got {lower_percentile} and {upper_percentile}."
+        )
     train_files = find_images(inputs)
     val_files = find_images(validation) if validation else []
     if not validation:
@@ -250,6 +316,15 @@ def prepare_xrays(
     datalist_path = check_writable(output_dir / "datalist.json", overwrite)
     # Read everything first: a bad file stops the run before anything is written.
     images = {f: read_xray(f) for f in [*train_files, *val_files]}
+    if not allow_non_xray:
+        for f, image in images.items():
+            if image.modality is not None and image.modality not in XRAY_MODALITIES:
+                raise ValueError(
+                    f"{f}: DICOM modality {image.modality} is not an X-ray modality ({', '.join(XRAY_MODALITIES)}); "
+                    "CT volumes go through prepare_ct.py. Pass --allow-non-xray to use it anyway."
+                )
+    digests = {f: content_digest(image.pixels) for f, image in images.items()}
+    check_no_overlap({f: digests[f] for f in train_files}, {f: digests[f] for f in val_files})
     names = {f: f"images/{name}.nii.gz" for f, name in zip(images, unique_names(_stem(f) for f in images))}
     for f in names:
         check_writable(output_dir / names[f], overwrite)
@@ -259,11 +334,17 @@ def prepare_xrays(
             normalised[f] = normalise_intensity(image.pixels, lower_percentile, upper_percentile)
         except ValueError as e:
             raise ValueError(f"{f}: {e}") from e
-    for f, pixels in normalised.items():
-        write_radiograph(pixels, images[f].spacing, output_dir / names[f], overwrite=overwrite)
+    small = [
+        f"{f} ({'x'.join(map(str, images[f].pixels.shape))})" for f in images if min(images[f].pixels.shape) < min_size
+    ]
+    if small:
+        raise ValueError(f"image(s) too small: {', '.join(small)}; the minimum side is {min_size} pixels (--min-size).")
     datalist = {
         "training": [{"image": names[f]} for f in train_files],
         "validation": [{"image": names[f]} for f in val_files],
     }
-    write_json(datalist, datalist_path)
+    with staged_folder(output_dir, overwrite) as stage:
+        for f, pixels in normalised.items():
+            write_radiograph(pixels, images[f].spacing, stage / names[f])
+        write_json(datalist, stage / datalist_path.name)
     return datalist

@@ -25,15 +25,17 @@ from monai.data import CacheDataset, DataLoader
 from monai.handlers import StatsHandler, TensorBoardStatsHandler
 from monai.transforms import Compose
 from torch import nn
-from torch.utils.data import RandomSampler
 
+from monai_msgan.engines.resume import RandomStates, ResumableSampler, trim_event_files
 from monai_msgan.engines.scale_trainer import ScaleGanTrainer
 from monai_msgan.handlers import GanImagePreview, TrainingCheckpoint
 from monai_msgan.networks.blocks.diff_augment import DiscriminatorAugment
 from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
 from monai_msgan.transforms import RandScalePatchd, ScaleTrainingInputsd
-from monai_msgan.utils.checkpoints import checkpoint_path, generator_path, scale_dir
+from monai_msgan.utils.atomic import signals_raise
+from monai_msgan.utils.checkpoints import NonFiniteError, checkpoint_path, generator_path, scale_dir
 from monai_msgan.utils.flags import ensure_bool
+from monai_msgan.utils.validation import ConfigurationError, dataset_size_violations, training_violations
 
 __all__ = ["MultiScaleTraining"]
 
@@ -67,6 +69,14 @@ class MultiScaleTraining:
     Each scale gets its own folder ``ckpt_dir/scale_<s>/`` with a resumable ``checkpoint.pt`` (saved atomically
     every ``save_interval`` iterations) and, once done, ``generator.pt``; a killed run resumes from the last save.
     TensorBoard scalars and previews go to ``log_dir/scale_<s>/``.
+
+    Before the first iteration, :meth:`validate` checks every size/scale/patch constraint and every training
+    image's size (from its header) and reports all violations in one :class:`~monai_msgan.utils.ConfigurationError`.
+    Checkpoints hold the random states and the data order (:mod:`monai_msgan.engines.resume`), so a resumed run on
+    CPU repeats an uninterrupted one; TensorBoard events logged after the checkpoint by the killed run are removed,
+    so steps never repeat. A non-finite loss, gradient or weight stops the run with
+    :class:`~monai_msgan.utils.NonFiniteError` naming the scale and iteration; the last good checkpoint is kept and
+    nothing is exported. SIGTERM stops it like Ctrl-C (temporaries removed).
 
     Args:
         generator: all scales' generators.
@@ -121,6 +131,8 @@ class MultiScaleTraining:
         r1_interval: iterations between (lazy) R1 penalties.
         diversity_weight: weight of the diversity shortfall of an unconditional base (0 = off).
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
+        image_size: size of the preprocessed training images (the finest scale), to check the configuration
+            against before training; None = the size of the first preprocessed image.
     """
 
     #: class of the discriminator augmentation (a hook for :mod:`monai_msgan.engines.distributed`)
@@ -171,8 +183,10 @@ class MultiScaleTraining:
         r1_interval: int = 16,
         diversity_weight: float = 0.0,
         coverage_weight: float = 0.0,
+        image_size: Sequence[int] | None = None,
     ) -> None:
         self.generator = generator
+        self.image_size = image_size
         n = generator.num_scales
         if train_scale is not None and not 0 <= int(train_scale) < n:
             raise ValueError(f"train_scale must be null (all scales) or in 0..{n - 1}, got {train_scale}.")
@@ -257,21 +271,26 @@ class MultiScaleTraining:
             copy_cache=False,
         )
         # a batch holds batch_size images, each giving patches_per_image patches (MONAI's list_data_collate)
+        # fewer images than a batch (e.g. one demo volume): draw with replacement so batches are full. The order
+        # comes from its own seeded generator and can resume at any batch (engines.resume).
         batch = self.batch_size[scale]
         return DataLoader(
             dataset,
             batch_size=batch,
             num_workers=self.num_workers,
             pin_memory=self.device.type == "cuda",
+            generator=torch.Generator().manual_seed(torch.initial_seed() % 2**63),
             **self.sampling(dataset, batch),
         )
 
     def sampling(self, dataset: CacheDataset, batch: int) -> dict[str, Any]:
-        """DataLoader arguments that order the samples (a hook for :mod:`monai_msgan.engines.distributed`)."""
-        if len(dataset) >= batch:
-            return {"shuffle": True, "drop_last": True}  # equal batches
-        # fewer images than a batch (e.g. one demo volume): draw with replacement so batches are full
-        return {"sampler": RandomSampler(dataset, replacement=True, num_samples=batch)}
+        """DataLoader arguments that order the samples (a hook for :mod:`monai_msgan.engines.distributed`): a
+        :class:`ResumableSampler` with its own seeded generator, drawing with replacement when the dataset is
+        smaller than a batch."""
+        sampler = ResumableSampler(
+            len(dataset), batch, replacement=len(dataset) < batch, seed=torch.initial_seed() % 2**62
+        )
+        return {"sampler": sampler, "drop_last": True}
 
     @property
     def writes_outputs(self) -> bool:
@@ -281,6 +300,44 @@ class MultiScaleTraining:
     def wrap(self, network: nn.Module) -> nn.Module:
         """The network as the trainer runs it (a hook: DistributedDataParallel in a data-parallel run)."""
         return network
+
+    def validate(self) -> None:
+        """Check the configuration and the training images' sizes before any work.
+
+        Raises:
+            ConfigurationError: listing every violation (sizes, scales, patches, options, images too small).
+        """
+        n = self.generator.num_scales
+        dims = self.generator.spatial_dims
+        size = self.image_size
+        if size is None:
+            item = self.preprocessing(self.train_files[0])
+            size = tuple(item[self.image_key].shape[1:]) if isinstance(item, dict) and self.image_key in item else None
+        options = {
+            "num_iterations": (self.num_iterations, 1),
+            "batch_size": (self.batch_size, 1),
+            "patches_per_image": (self.patches_per_image, 1),
+            "save_interval": (self.save_interval, 0),
+            "log_interval": (self.log_interval, 0),
+            "preview_interval": (self.preview_interval, 0),
+            "num_workers": (self.num_workers, 0),
+        }
+        patch_divisor = max([int(getattr(self.generator.scale(s), "size_divisor", 1)) for s in range(1, n)] or [1])
+        problems = training_violations(
+            dims,
+            n,
+            size,
+            self.patch_size,
+            self.base_patch_size,
+            base_divisor=int(getattr(self.generator.base, "size_divisor", 1)),
+            patch_divisor=patch_divisor,
+            options=options,
+        )
+        if not problems and size is not None:
+            base = [int(s) // 2 ** (n - 1) for s in size]
+            problems += dataset_size_violations(self.train_files, self.image_key, dims, base)
+        if problems:
+            raise ConfigurationError(problems, "the training configuration")
 
     def build_trainer(self, scale: int) -> tuple[ScaleGanTrainer, Any]:
         """The trainer of one scale with its handlers attached, and its TensorBoard writer (or None)."""
@@ -293,33 +350,13 @@ class MultiScaleTraining:
         g_opt = self.g_optimizer(g.parameters())
         d_opt = self.d_optimizer(d.parameters())
         name = f"scale_{scale}"
-        writer = None
         writes = self.writes_outputs
-        handlers: list = []
-        if writes:
-            handlers.append(
-                StatsHandler(
-                    name=name, iteration_log=self._every(self.log_interval), epoch_log=False, output_transform=_losses
-                )
-            )
-        if self.log_dir is not None and writes:
-            from torch.utils.tensorboard import SummaryWriter
-
-            writer = SummaryWriter(log_dir=str(self.log_dir / name))
-            handlers.append(
-                TensorBoardStatsHandler(
-                    summary_writer=writer,
-                    iteration_log=self._every(self.log_interval),
-                    epoch_log=False,
-                    output_transform=_losses,
-                )
-            )
-            handlers.append(GanImagePreview(writer, interval=self.preview_interval, tag=f"{name}/coarse_fake_real"))
+        loader = self.data_loader(scale)
         augment = self.build_augment(scale)
         trainer = ScaleGanTrainer(
             device=self.device,
             num_iterations=self.num_iterations[scale],
-            train_data_loader=self.data_loader(scale),
+            train_data_loader=loader,
             generator=self.wrap(g),
             discriminator=self.wrap(d),
             g_optimizer=g_opt,
@@ -345,16 +382,43 @@ class MultiScaleTraining:
             save_dict["generator_ema"] = trainer.generator_ema.module
         if augment is not None:
             save_dict["augment"] = augment
+        save_dict["random_states"] = RandomStates(loader.dataset.transform)
         export = g if trainer.generator_ema is None else trainer.generator_ema.module
-        TrainingCheckpoint(
+        trainer.checkpoint = TrainingCheckpoint(
             checkpoint_path(self.ckpt_dir, scale),
             save_dict,
             save_interval=self.save_interval,
             export_file=generator_path(self.ckpt_dir, scale),
             export_module=export,
             map_location=self.device,
+            optional=("random_states",),
+            sampler=loader.sampler if hasattr(loader.sampler, "start_at") else None,
             read_only=not writes,
-        ).attach(trainer)
+        )
+        trainer.checkpoint.attach(trainer)
+        handlers: list = []
+        if writes:
+            handlers.append(
+                StatsHandler(
+                    name=name, iteration_log=self._every(self.log_interval), epoch_log=False, output_transform=_losses
+                )
+            )
+        writer = None
+        if self.log_dir is not None and writes:
+            from torch.utils.tensorboard import SummaryWriter
+
+            # events that a killed run logged after its last checkpoint are dropped: steps never repeat
+            trim_event_files(self.log_dir / name, trainer.checkpoint.saved_iteration)
+            writer = SummaryWriter(log_dir=str(self.log_dir / name))
+            handlers.append(
+                TensorBoardStatsHandler(
+                    summary_writer=writer,
+                    iteration_log=self._every(self.log_interval),
+                    epoch_log=False,
+                    output_transform=_losses,
+                )
+            )
+            handlers.append(GanImagePreview(writer, interval=self.preview_interval, tag=f"{name}/coarse_fake_real"))
         for h in handlers:
             h.attach(trainer)
         if self.progress and writes:
@@ -385,7 +449,12 @@ class MultiScaleTraining:
         return lambda engine, event: n > 0 and event % n == 0
 
     def run(self) -> list[Path]:
-        """Train the selected scales; returns the trained generator files."""
+        """Check the configuration, then train the selected scales; returns the trained generator files."""
+        self.validate()
+        with signals_raise():
+            return self._run()
+
+    def _run(self) -> list[Path]:
         out = []
         for scale in self.train_scales:
             self.logger.info(
@@ -395,6 +464,11 @@ class MultiScaleTraining:
             trainer, writer = self.build_trainer(scale)
             try:
                 trainer.run()
+            except NonFiniteError as e:
+                raise NonFiniteError(
+                    f"scale {scale}: training stopped: {e} {trainer.checkpoint.kept()}; nothing was exported. "
+                    "Try a lower learning_rate, amp false, or resume from the checkpoint."
+                ) from e
             finally:
                 if writer is not None:
                     writer.close()

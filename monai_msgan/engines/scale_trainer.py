@@ -26,6 +26,7 @@ from torch.optim import Optimizer
 
 from monai_msgan.engines.ema import GeneratorEMA
 from monai_msgan.losses.gan_regularizers import diversity_shortfall, mode_coverage, r1_penalty
+from monai_msgan.utils.checkpoints import NonFiniteError
 from monai_msgan.utils.distributed import unwrap
 from monai_msgan.utils.flags import ensure_bool
 
@@ -80,6 +81,10 @@ class ScaleGanTrainer(Trainer):
     ``engine.state.output`` holds the float losses (``loss_d``, ``loss_d_r1``, ``loss_g``, ``loss_g_adv``,
     ``loss_g_l1``, ``loss_g_div``, ``loss_g_cov``), the augmentation probability ``augment_p`` and the detached
     ``real``, ``fake`` and ``coarse`` tensors for previews.
+
+    A loss or gradient that is NaN or infinite stops training before the optimiser step with
+    :class:`~monai_msgan.utils.NonFiniteError` naming it and the iteration (with float16 gradient scaling, steps
+    with overflowing gradients are skipped by the scaler as usual, and only a non-finite loss stops the run).
 
     Args:
         device: where to train.
@@ -207,9 +212,15 @@ class ScaleGanTrainer(Trainer):
         ]
         return torch.stack(losses).mean()
 
-    @staticmethod
-    def _step(loss: torch.Tensor, optimizer: Optimizer, scaler: torch.amp.GradScaler) -> None:
+    def _step(self, loss: torch.Tensor, optimizer: Optimizer, scaler: torch.amp.GradScaler, name: str) -> None:
+        """Backward and step, refusing non-finite losses and (without a grad scaler) gradients."""
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise NonFiniteError(f"{name} is {loss.item()} at iteration {self.state.iteration}.")
         scaler.scale(loss).backward()
+        if not scaler.is_enabled():
+            grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+            if grads and not bool(torch.isfinite(torch.stack([g.detach().abs().amax() for g in grads])).all()):
+                raise NonFiniteError(f"the gradients of {name} are not finite at iteration {self.state.iteration}.")
         scaler.step(optimizer)
         scaler.update()
 
@@ -268,7 +279,7 @@ class ScaleGanTrainer(Trainer):
                 if self.r1_gamma > 0 and step == 0 and (iteration - 1) % self.r1_interval == 0:
                     loss_r1 = r1_penalty(lambda x: _logits(d_out(x)), real)
                     loss = loss + 0.5 * self.r1_gamma * self.r1_interval * loss_r1
-            self._step(loss, self.d_optimizer, self.d_scaler)
+            self._step(loss, self.d_optimizer, self.d_scaler, "loss_d")
             if self.augment is not None and hasattr(self.augment, "update"):
                 self.augment.update(_logits(out_real))
 
@@ -295,7 +306,7 @@ class ScaleGanTrainer(Trainer):
                 + self.diversity_weight * loss_div
                 + self.coverage_weight * loss_cov
             )
-            self._step(loss_g, self.g_optimizer, self.g_scaler)
+            self._step(loss_g, self.g_optimizer, self.g_scaler, "loss_g")
             if self.generator_ema is not None:
                 self.generator_ema.update(unwrap(self.generator), iteration)
         self.discriminator.requires_grad_(True)

@@ -22,11 +22,13 @@ from typing import Any
 from ignite.engine import Engine, Events
 from torch import nn
 
-from monai_msgan.utils.checkpoints import load_weights, save_weights
+from monai_msgan.utils.atomic import remove_stale_temporaries
+from monai_msgan.utils.checkpoints import NonFiniteError, describe, load_weights, save_weights
 
 __all__ = ["TrainingCheckpoint"]
 
 ENGINE_KEY = "trainer"
+SAMPLER_KEY = "sampler"
 
 
 class TrainingCheckpoint:
@@ -39,6 +41,14 @@ class TrainingCheckpoint:
     ``Events.COMPLETED`` the final checkpoint is saved and ``export_module``'s weights alone are written to
     ``export_file`` (what inference loads).
 
+    Every file carries its SHA-256 and is checked on load (:func:`~monai_msgan.utils.load_weights`); weights that
+    are not finite are never written (:class:`~monai_msgan.utils.NonFiniteError` naming the iteration, and the
+    last good checkpoint is kept). Objects named in ``optional`` (random states, added after the first release)
+    may be missing from an older checkpoint: it then resumes with a warning. With ``sampler`` (a
+    :class:`~monai_msgan.engines.resume.ResumableSampler`), its state is saved and, on resume, it is placed at the
+    batch after the saved iteration, so the resumed run reads the data an uninterrupted run would. Temporaries
+    that a killed save left behind are removed at start.
+
     Args:
         checkpoint_file: the resumable checkpoint.
         save_dict: objects to save and restore.
@@ -48,6 +58,9 @@ class TrainingCheckpoint:
         map_location: device to load tensors onto.
         read_only: restore at start but never write (the ranks other than 0 of a data-parallel run, which hold
             the same weights as rank 0).
+        optional: names in ``save_dict`` that an older checkpoint may lack.
+        sampler: the data sampler to save and position on resume (``state_dict``, ``load_state_dict`` and
+            ``start_at(batch)``).
     """
 
     def __init__(
@@ -59,9 +72,11 @@ class TrainingCheckpoint:
         export_module: nn.Module | None = None,
         map_location: Any = "cpu",
         read_only: bool = False,
+        optional: tuple[str, ...] = (),
+        sampler: Any = None,
     ) -> None:
-        if ENGINE_KEY in save_dict:
-            raise ValueError(f"'{ENGINE_KEY}' is reserved for the engine state in save_dict.")
+        if ENGINE_KEY in save_dict or SAMPLER_KEY in save_dict:
+            raise ValueError(f"'{ENGINE_KEY}' and '{SAMPLER_KEY}' are reserved for the engine state in save_dict.")
         if (export_file is None) != (export_module is None):
             raise ValueError("give both export_file and export_module, or neither.")
         self.checkpoint_file = Path(checkpoint_file)
@@ -71,7 +86,34 @@ class TrainingCheckpoint:
         self.export_module = export_module
         self.map_location = map_location
         self.read_only = read_only
+        self.optional = tuple(optional)
+        self.sampler = sampler
         self.logger = logging.getLogger(__name__)
+        self._state: dict[str, Any] | None = None
+        self.last_saved: int | None = None
+
+    def read(self) -> dict[str, Any] | None:
+        """Load and check the checkpoint (once; :meth:`load` reuses it), or None when there is none.
+
+        Raises:
+            ValueError: when the file is damaged, holds non-finite weights or was not written by this trainer.
+        """
+        if self._state is None and self.checkpoint_file.is_file():
+            state = load_weights(self.checkpoint_file, self.map_location)
+            missing = [k for k in [*self.save_dict, ENGINE_KEY] if k not in state and k not in self.optional]
+            if missing:
+                raise ValueError(
+                    f"checkpoint {describe(self.checkpoint_file)} lacks {missing}; it was not written by this trainer."
+                )
+            self._state = state
+            self.last_saved = int(state[ENGINE_KEY]["iteration"])
+        return self._state
+
+    @property
+    def saved_iteration(self) -> int:
+        """Iteration of the checkpoint on disk (0 when there is none)."""
+        state = self.read()
+        return 0 if state is None else int(state[ENGINE_KEY]["iteration"])
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.STARTED, self.load)
@@ -83,6 +125,9 @@ class TrainingCheckpoint:
 
     def load(self, engine: Engine) -> None:
         """Restore the saved state, if any, and set the engine's iteration."""
+        for f in (self.checkpoint_file, self.export_file):
+            if f is not None:
+                remove_stale_temporaries(f.parent, f.name)
         if not self.checkpoint_file.is_file():
             if self.export_file is not None and self.export_file.is_file():
                 raise FileExistsError(
@@ -90,11 +135,16 @@ class TrainingCheckpoint:
                     "would overwrite it. Move it away or choose another ckpt_dir."
                 )
             return
-        state = load_weights(self.checkpoint_file, self.map_location)
-        missing = [k for k in [*self.save_dict, ENGINE_KEY] if k not in state]
-        if missing:
-            raise ValueError(f"checkpoint {self.checkpoint_file} lacks {missing}; it was not written by this trainer.")
+        state = self.read()
+        self._state = None  # not needed any more: free the memory
+        for name in [k for k in self.optional if k not in state]:
+            self.logger.warning(
+                f"{describe(self.checkpoint_file)} has no '{name}' (written by an older version): the resumed run "
+                "will not repeat the random numbers of an uninterrupted one."
+            )
         for name, obj in self.save_dict.items():
+            if name not in state:
+                continue
             try:
                 obj.load_state_dict(state[name])
             except (RuntimeError, ValueError, KeyError) as e:
@@ -112,13 +162,30 @@ class TrainingCheckpoint:
             )
             iteration = total
         engine.load_state_dict({"iteration": iteration, "epoch_length": epoch_length, "max_epochs": max_epochs})
+        if self.sampler is not None:
+            if SAMPLER_KEY in state:
+                self.sampler.load_state_dict(state[SAMPLER_KEY])
+            self.sampler.start_at(iteration)
         self.logger.info(f"resumed from {self.checkpoint_file} at iteration {iteration} of {total}")
 
+    def kept(self) -> str:
+        """Where the last good checkpoint is, as a sentence for error messages."""
+        if self.last_saved is None:
+            return "no checkpoint was saved yet"
+        return f"the last good checkpoint {self.checkpoint_file} (iteration {self.last_saved}) is kept"
+
     def save(self, engine: Engine) -> None:
-        """Write the checkpoint atomically."""
+        """Write the checkpoint atomically; refuse (keeping the previous one) when a weight is not finite."""
+        iteration = int(engine.state.iteration)
         state = {name: obj.state_dict() for name, obj in self.save_dict.items()}
-        state[ENGINE_KEY] = {"iteration": int(engine.state.iteration)}
-        save_weights(state, self.checkpoint_file)
+        state[ENGINE_KEY] = {"iteration": iteration}
+        if self.sampler is not None:
+            state[SAMPLER_KEY] = self.sampler.state_dict()
+        try:
+            save_weights(state, self.checkpoint_file)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"training diverged by iteration {iteration}: {e} ({self.kept()}).") from e
+        self.last_saved = iteration
 
     def complete(self, engine: Engine) -> None:
         """Save the final checkpoint and export the trained network."""

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import time
@@ -24,9 +25,10 @@ import numpy as np
 import torch
 
 import monai_msgan
-from monai_msgan.data.io import NiftiStreamWriter, mid_planes, save_nifti, save_png_preview, write_json
+from monai_msgan.data.io import NiftiStreamWriter, mid_planes, read_json, save_nifti, save_png_preview, write_json
 from monai_msgan.synthesis.synthesizer import MultiScaleSynthesizer
-from monai_msgan.utils.atomic import check_writable
+from monai_msgan.utils.atomic import check_writable, remove_stale_temporaries, signals_raise
+from monai_msgan.utils.checkpoints import NonFiniteError
 from monai_msgan.utils.distributed import gather_to_first, rank_and_world, rank_barrier
 from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.scales import ensure_size
@@ -91,6 +93,12 @@ class SampleGeneration:
     geometry from ``affine``), ``output_dir/<prefix>_<i>.png`` (8-bit preview) and, for the whole run,
     ``output_dir/<prefix>s.json`` (seeds, sizes, files, timings). Existing files are never replaced unless
     ``overwrite`` is set; all of them are checked before anything is generated.
+
+    The record is rewritten after every finished sample (``"complete": false`` until the last), so a run that was
+    killed part-way continues when started again with the same settings: recorded samples are kept, the others are
+    (re)generated. Every image is checked to be finite before it is written (:class:`~monai_msgan.utils.NonFiniteError`
+    naming the sample otherwise; nothing of it is written). Temporaries of killed runs are removed at start, and
+    SIGTERM removes those of the running sample.
 
     ``output_buffer`` chooses where the finest scale is assembled. ``"memory"``: in RAM (about
     :data:`MEMORY_MODE_BYTES_PER_VOXEL` bytes per output voxel), then written. ``"disk"``: window by window into a
@@ -222,11 +230,22 @@ class SampleGeneration:
                 )
         return cond, label
 
-    def _stream_to(self, path: Path, seed: int, condition: torch.Tensor | None = None) -> list[torch.Tensor]:
+    @staticmethod
+    def _check_finite(image: torch.Tensor, path: Path, seed: int) -> None:
+        if not bool(torch.isfinite(image).all()):
+            raise NonFiniteError(
+                f"{path.name} (seed {seed}) would hold NaN or infinite values; nothing of it was written. The "
+                "generator weights or the condition are not finite (check the checkpoints in ckpt_dir)."
+            )
+
+    def _stream_to(
+        self, path: Path, seed: int, condition: torch.Tensor | None = None, overwrite: bool = False
+    ) -> list[torch.Tensor]:
         collector = _PlaneCollector(self.output_size)
-        with NiftiStreamWriter(path, self.output_size, self.affine, self.output_dtype, self.overwrite) as writer:
+        with NiftiStreamWriter(path, self.output_size, self.affine, self.output_dtype, overwrite) as writer:
 
             def sink(slab: torch.Tensor, start: int) -> None:
+                self._check_finite(slab, path, seed)
                 slab = self.to_output_range(slab)
                 writer.write(slab[0])
                 collector.add(slab, start)
@@ -234,38 +253,106 @@ class SampleGeneration:
             self.synthesizer.stream(self.output_size, sink, seed=seed, condition=condition)
         return collector.planes()
 
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "generator": f"monai-msgan {monai_msgan.__version__}",
+            "output_size": list(self.output_size),
+            "num_scales": self.synthesizer.num_scales,
+            "scale_sizes": [list(s) for s in self.synthesizer.scale_sizes(self.output_size)],
+            "patch_size": list(self.synthesizer.patch_size),
+            "sw_batch_size": self.synthesizer.sw_batch_size,
+            "device": str(self.synthesizer.device),
+            "output_buffer": self.output_buffer,
+            "output_range": list(self.output_range),
+            "affine": self.affine.tolist(),
+        }
+
+    def _plan(self) -> list[int]:
+        return [self.seed + i % self.samples_per_condition for i in range(self.num_samples)]
+
+    def _unfinished(self) -> list[dict] | None:
+        """The samples an interrupted run with the same settings recorded (None: no such run to continue)."""
+        if self.overwrite or not self.record_path.is_file():
+            return None
+        try:
+            record = read_json(self.record_path)
+        except ValueError:
+            return None
+        if not isinstance(record, dict) or record.get("complete", True) or record.get("planned_seeds") != self._plan():
+            return None
+        same = {k: record.get(k) for k in ("output_size", "num_scales", "output_range", "affine")}
+        if same != {k: self._settings()[k] for k in same}:
+            return None
+        return [
+            r for r in record.get("samples", []) if all((self.output_dir / r[k]).is_file() for k in ("nifti", "png"))
+        ]
+
+    def _write_record(self, records: list[dict], complete: bool, world_size: int = 1) -> None:
+        extra = {"world_size": world_size} if world_size > 1 else {}
+        write_json({**self._settings(), **extra, "planned_seeds": self._plan(), "complete": complete,
+                    "samples": records}, self.record_path)  # fmt: skip
+
     def run(self) -> list[Path]:
-        """Generate and write all samples (this rank's share under torchrun); returns their NIfTI paths."""
-        for i in range(self.num_samples):
-            for p in self.paths(i):
-                check_writable(p, self.overwrite)
-            if self.label_key is not None:
-                check_writable(self.label_path(i), self.overwrite)
-        check_writable(self.record_path, self.overwrite)
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        """Generate and write all samples (continuing an interrupted run; under torchrun this rank's share, rank 0
+        writing the record); returns the NIfTI paths of the samples this process made or found."""
+        if self.output_dir.exists() and not self.output_dir.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"output_dir {self.output_dir}: it exists and is not a folder.")
         rank, world = rank_and_world()
+        if rank == 0:
+            remove_stale_temporaries(self.output_dir)
+        done = self._unfinished() if world == 1 else None  # several ranks: no continuation (one record at the end)
+        continuing = done is not None
+        records = list(done or [])
+        finished = {r["nifti"] for r in records}
+        if not continuing:
+            for i in range(self.num_samples):
+                for p in self.paths(i):
+                    check_writable(p, self.overwrite)
+                if self.label_key is not None:
+                    check_writable(self.label_path(i), self.overwrite)
+            check_writable(self.record_path, self.overwrite)
+        elif records:
+            print(f"continuing {self.record_path}: {len(records)} of {self.num_samples} samples are done", flush=True)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
         rank_barrier()  # every rank checked the outputs before any is written
-        mine = range(rank, self.num_samples, world)
-        records = []
+        mine = list(range(rank, self.num_samples, world))
+        with signals_raise():
+            self._generate(mine, records, finished, overwrite=self.overwrite or continuing, world=world, rank=rank)
+        if world > 1:
+            gathered = gather_to_first(records)
+            if gathered is not None:  # rank 0 writes the one record
+                merged = sorted((r for part in gathered for r in part), key=lambda r: r["index"])
+                self._write_record(merged, complete=len(merged) == self.num_samples, world_size=world)
+        elif len(finished) == self.num_samples:  # all were recorded by the interrupted run
+            self._write_record(records, complete=True)
+        return [self.paths(i)[0] for i in (range(self.num_samples) if world == 1 else mine)]
+
+    def _generate(
+        self, indices: list[int], records: list[dict], finished: set[str], overwrite: bool, world: int, rank: int
+    ) -> None:
         condition = label = None
         source_loaded = None
-        for i in mine:
+        for i in indices:
             source, k = divmod(i, self.samples_per_condition)
             seed = self.seed + k
+            nii, png = self.paths(i)
+            if nii.name in finished:
+                continue
             if source != source_loaded:
                 (condition, label), source_loaded = self._condition(source), source
-            nii, png = self.paths(i)
             t0 = time.perf_counter()
             if self.output_buffer == "disk":
-                planes = self._stream_to(nii, seed, condition)
+                planes = self._stream_to(nii, seed, condition, overwrite)
             else:
-                image = self.to_output_range(self.synthesizer(self.output_size, seed=seed, condition=condition))
-                save_nifti(image[0], self.affine, nii, overwrite=self.overwrite, dtype=self.output_dtype)
+                image = self.synthesizer(self.output_size, seed=seed, condition=condition)
+                self._check_finite(image, nii, seed)
+                image = self.to_output_range(image)
+                save_nifti(image[0], self.affine, nii, overwrite=overwrite, dtype=self.output_dtype)
                 planes = mid_planes(image)
                 del image
-            save_png_preview(None, png, self.preview_range, self.preview_size, self.overwrite, planes=planes)
+            save_png_preview(None, png, self.preview_range, self.preview_size, overwrite, planes=planes)
             seconds = time.perf_counter() - t0
-            record = {"seed": seed, "nifti": nii.name, "png": png.name, "seconds": round(seconds, 3)}
+            record = {"index": i, "seed": seed, "nifti": nii.name, "png": png.name, "seconds": round(seconds, 3)}
             if self.condition_files is not None:
                 record["condition_index"] = source
             if world > 1:
@@ -273,32 +360,13 @@ class SampleGeneration:
             if label is not None:
                 label_file = self.label_path(i)
                 dtype = np.uint8 if 0 <= int(label.min()) and int(label.max()) <= 255 else np.int16
-                save_nifti(label[0], self.affine, label_file, overwrite=self.overwrite, dtype=dtype)
+                save_nifti(label[0], self.affine, label_file, overwrite=overwrite, dtype=dtype)
                 record.update({"image": nii.name, "label": label_file.name})
             records.append(record)
+            records.sort(key=lambda r: r["index"])
+            if world == 1:  # the record after every sample: an interrupted run continues from it
+                self._write_record(records, complete=len(records) == self.num_samples)
             print(
                 f"sample {i}: seed {seed}, {'x'.join(map(str, self.output_size))} in {seconds:.1f} s -> {nii}",
                 flush=True,
             )
-        gathered = gather_to_first(records)
-        if gathered is None:  # ranks other than 0: rank 0 writes the record
-            return [self.paths(i)[0] for i in mine]
-        records = sorted((r for part in gathered for r in part), key=lambda r: (r.get("condition_index", 0), r["seed"]))
-        write_json(
-            {
-                "generator": f"monai-msgan {monai_msgan.__version__}",
-                "output_size": list(self.output_size),
-                "num_scales": self.synthesizer.num_scales,
-                "scale_sizes": [list(s) for s in self.synthesizer.scale_sizes(self.output_size)],
-                "patch_size": list(self.synthesizer.patch_size),
-                "sw_batch_size": self.synthesizer.sw_batch_size,
-                "device": str(self.synthesizer.device),
-                "world_size": world,
-                "output_buffer": self.output_buffer,
-                "output_range": list(self.output_range),
-                "affine": self.affine.tolist(),
-                "samples": records,
-            },
-            self.record_path,
-        )
-        return [self.paths(i)[0] for i in mine]

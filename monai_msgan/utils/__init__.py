@@ -11,8 +11,24 @@
 # limitations under the License.
 from __future__ import annotations
 
-from monai_msgan.utils.atomic import atomic_path, atomic_write, check_writable
-from monai_msgan.utils.checkpoints import checkpoint_path, generator_path, load_weights, save_weights, scale_dir
+from monai_msgan.utils.atomic import (
+    Terminated,
+    atomic_path,
+    atomic_write,
+    check_writable,
+    remove_stale_temporaries,
+    signals_raise,
+    staged_folder,
+)
+from monai_msgan.utils.checkpoints import (
+    CheckpointIntegrityError,
+    NonFiniteError,
+    checkpoint_path,
+    generator_path,
+    load_weights,
+    save_weights,
+    scale_dir,
+)
 from monai_msgan.utils.distributed import (
     destroy_distributed,
     distributed_device,
@@ -24,9 +40,19 @@ from monai_msgan.utils.distributed import (
 )
 from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.scales import SCALE_FACTOR, ensure_size, scale_sizes
+from monai_msgan.utils.validation import ConfigurationError, ensure_int, ensure_number
 
 __all__ = [
     "SCALE_FACTOR",
+    "CheckpointIntegrityError",
+    "ConfigurationError",
+    "NonFiniteError",
+    "Terminated",
+    "ensure_int",
+    "ensure_number",
+    "remove_stale_temporaries",
+    "signals_raise",
+    "staged_folder",
     "atomic_path",
     "atomic_write",
     "check_writable",
