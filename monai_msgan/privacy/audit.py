@@ -76,7 +76,7 @@ DEFAULT_SETTINGS: dict[int, dict[str, int]] = {
 }
 #: Threshold = margin × the closest unseen real image's distance. Copies sit near 0 globally while unrelated
 #: images spread widely, hence the stricter global margin; patch matches of unrelated images are closer together.
-DEFAULT_MARGIN: dict[str, float] = {"global": 0.25, "local": 0.5}
+DEFAULT_MARGIN: dict[str, float] = {"global": 0.2, "local": 0.5}
 #: Thresholds used when there is nothing to calibrate on (one training image and no held-out image).
 DEFAULT_THRESHOLDS: dict[str, float] = {"global": 0.02, "local": 0.02}
 
