@@ -43,7 +43,7 @@ def dataset(tmp_path, radiograph_tiles):
     out = tmp_path / "samples"
     save_nifti(disguised_copy(tiles[2], np.random.default_rng(0)), affine, out / "sample_000.nii.gz")
     save_nifti(radiograph_tiles["unseen"][0], affine, out / "sample_001.nii.gz")
-    save_png_preview(torch.as_tensor(radiograph_tiles["unseen"][0]), out / "sample_001.png")
+    save_png_preview(torch.as_tensor(radiograph_tiles["unseen"][0])[None], out / "sample_001.png")
     return root, out
 
 
