@@ -29,6 +29,7 @@ import torch
 
 from monai_msgan.data.io import read_json
 from monai_msgan.privacy.features import (
+    PatchIndex,
     as_spatial,
     canonical_grid,
     gaussian_blur,
@@ -191,6 +192,8 @@ class PrivacyAudit:
         min_structure: patches whose detrended standard deviation (normalised intensity) is below this are too
             flat to tell images apart and are ignored, in the index and in candidates.
         max_patches_per_image: most structured patches indexed per training image (bounds the index size).
+        exact_limit: patch indexes with more rows than this are searched through an inverted file
+            (:class:`PatchIndex`, ``nprobe`` clusters per query) instead of exhaustively.
         seed: for drawing the leave-one-out images.
 
     Raises:
@@ -219,6 +222,8 @@ class PrivacyAudit:
         local_blur: float = 1.0,
         min_structure: float = 0.02,
         max_patches_per_image: int = 256,
+        exact_limit: int = 50_000,
+        nprobe: int = 16,
         seed: int = 0,
     ) -> None:
         n = len(training)
@@ -287,6 +292,9 @@ class PrivacyAudit:
         self._local = torch.cat(local_rows) if local_rows else torch.zeros(0, k_dim, dtype=torch.float16)
         self._local_owner = torch.cat(local_owner) if local_owner else torch.zeros(0, dtype=torch.int32)
         self._local_corner = torch.cat(local_corner) if local_corner else torch.zeros(0, self.spatial_dims)
+        self._patch_index = PatchIndex(
+            self._local, self._local_owner, exact_limit=exact_limit, nprobe=nprobe, seed=seed
+        )
         self.index_seconds = time.perf_counter() - start
 
         start = time.perf_counter()
@@ -374,17 +382,16 @@ class PrivacyAudit:
         dist, arg = nearest(variants, self._global, exclude=mask)
         v = int(torch.argmin(dist))
         if math.isfinite(float(dist[v])):
-            result["global_distance"] = float(dist[v])
+            result["global_distance"] = max(0.0, float(dist[v]))  # float16 rounding can dip below 0
             result["nearest_training"] = self.names[int(arg[v])]
             result["global_match"] = self._variant(v)
         desc, corners, _ = loc
         if desc.shape[0] and self._local.shape[0]:
-            lmask = (self._local_owner == exclude) if exclude is not None else None
-            ldist, larg = nearest(desc, self._local, exclude=lmask)
+            ldist, larg = self._patch_index.search(desc, exclude_owner=exclude)
             p = int(torch.argmin(ldist))
             if math.isfinite(float(ldist[p])):
                 t = int(larg[p])
-                result["local_distance"] = float(ldist[p])
+                result["local_distance"] = max(0.0, float(ldist[p]))
                 result["nearest_training_local"] = self.names[int(self._local_owner[t])]
                 result["local_match"] = {
                     "candidate_corner": corners[p].tolist(),
@@ -494,6 +501,9 @@ class PrivacyAudit:
             "calibration": cal,
             "settings": dict(self.settings),
             "index_patches": int(self._local.shape[0]),
+            "patch_search": "exact"
+            if self._patch_index.centroids is None
+            else (f"inverted file, {self._patch_index.centroids.shape[0]} clusters, nprobe {self._patch_index.nprobe}"),
             "index_megabytes": round(self.index_bytes() / 2**20, 3),
             "index_seconds": round(self.index_seconds, 3),
             "calibration_seconds": round(self.calibration_seconds, 3),

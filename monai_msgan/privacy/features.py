@@ -37,6 +37,7 @@ __all__ = [
     "variant_flips",
     "patch_descriptors",
     "nearest",
+    "PatchIndex",
 ]
 
 
@@ -239,3 +240,73 @@ def nearest(
         best = torch.where(better, value, best)
         arg = torch.where(better, which + start, arg)
     return 1.0 - best, arg
+
+
+class PatchIndex:
+    """Nearest-neighbour search over unit-norm rows: exact (chunked) for small indexes, else an inverted file.
+
+    The inverted file clusters the rows with spherical k-means (``sqrt(M)`` clusters, trained on a sample) and
+    compares each query only with the rows of its ``nprobe`` closest clusters. A near-copy of an indexed row lies
+    next to it and so falls in the same cluster: copies are found as by exact search, while the distances of
+    unrelated queries can only come out larger (their true nearest row may sit in an unvisited cluster).
+
+    Args:
+        rows: ``(M, K)`` unit-norm descriptors (kept as given, e.g. float16).
+        owners: ``(M,)`` the training image of each row (for leave-one-out exclusion).
+        exact_limit: indexes with at most this many rows are searched exhaustively.
+        nprobe: clusters visited per query.
+        seed: for the k-means initialisation and sample.
+    """
+
+    def __init__(
+        self, rows: torch.Tensor, owners: torch.Tensor, exact_limit: int = 50_000, nprobe: int = 16, seed: int = 0
+    ) -> None:
+        self.rows, self.owners = rows, owners
+        self.nprobe = nprobe
+        self.centroids: torch.Tensor | None = None
+        if rows.shape[0] > exact_limit:
+            self._build(seed)
+
+    def _build(self, seed: int, iterations: int = 10) -> None:
+        m = self.rows.shape[0]
+        num = int(round(math.sqrt(m)))
+        g = torch.Generator().manual_seed(seed)
+        sample = self.rows[torch.randperm(m, generator=g)[: 64 * num]].float()
+        centroids = sample[torch.randperm(sample.shape[0], generator=g)[:num]].clone()
+        for _ in range(iterations):
+            assign = (sample @ centroids.T).argmax(1)
+            sums = torch.zeros_like(centroids).index_add_(0, assign, sample)
+            empty = sums.norm(dim=1) < 1e-8
+            sums[empty] = centroids[empty]  # keep a centroid that lost all its points
+            centroids = sums / sums.norm(dim=1, keepdim=True).clamp_min(1e-8)
+        assign = torch.cat([(self.rows[i : i + 65536].float() @ centroids.T).argmax(1) for i in range(0, m, 65536)])
+        order = torch.argsort(assign, stable=True)
+        self.rows, self.owners = self.rows[order], self.owners[order]
+        self.order = order
+        counts = torch.bincount(assign, minlength=num)
+        self.starts = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+        self.centroids = centroids
+
+    def search(self, queries: torch.Tensor, exclude_owner: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per query its smallest distance ``1 - q·r`` and the row's position in the original ``rows`` (``inf``/``-1``
+        when nothing is found), ignoring rows of ``exclude_owner``."""
+        exclude = (self.owners == exclude_owner) if exclude_owner is not None else None
+        if self.centroids is None:
+            return nearest(queries, self.rows, exclude=exclude)
+        q = queries.float()
+        probes = (q @ self.centroids.T).topk(min(self.nprobe, self.centroids.shape[0]), dim=1).indices
+        best = torch.full((q.shape[0],), -math.inf)
+        arg = torch.full((q.shape[0],), -1, dtype=torch.long)
+        for c in torch.unique(probes).tolist():
+            start, stop = int(self.starts[c]), int(self.starts[c + 1])
+            if start == stop:
+                continue
+            who = (probes == c).any(1).nonzero()[:, 0]
+            sims = q[who] @ self.rows[start:stop].float().T
+            if exclude is not None:
+                sims[:, exclude[start:stop]] = -math.inf
+            value, which = sims.max(1)
+            better = value > best[who]
+            best[who[better]] = value[better]
+            arg[who[better]] = self.order[which[better] + start]
+        return 1.0 - best, arg

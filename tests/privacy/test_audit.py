@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from monai_msgan.privacy import PrivacyAudit
-from monai_msgan.privacy.features import canonical_grid, grid_variants, nearest, unit_rows
+from monai_msgan.privacy.features import PatchIndex, canonical_grid, grid_variants, nearest, unit_rows
 from monai_msgan.privacy.planted import disguised_copy, pasted_patch, planted_copy_rates
 
 # (fixture, calibration, audit kwargs, planted-copy kwargs): 2D shifts up to 4 px of ~120, 3D up to 1 voxel of 32
@@ -110,3 +110,21 @@ def test_grid_variants_and_nearest():
     exclude = torch.zeros(50, dtype=torch.bool)
     exclude[a[0]] = True
     assert nearest(q[:1], idx, exclude=exclude)[1][0] != a[0]
+
+
+def test_patch_index_inverted_file_finds_copies():
+    g = torch.Generator().manual_seed(0)
+    centres = unit_rows(torch.randn(40, 32, generator=g))  # clustered descriptors, as patches of real images are
+    rows = unit_rows(centres[torch.randint(0, 40, (6000,), generator=g)] + 0.3 * torch.randn(6000, 32, generator=g))
+    owners = torch.arange(6000) // 100
+    index = PatchIndex(rows.half(), owners, exact_limit=1000)
+    assert index.centroids is not None
+    picked = torch.randint(0, 6000, (200,), generator=g)
+    copies = unit_rows(rows[picked] + 0.01 * torch.randn(200, 32, generator=g))
+    d, a = index.search(copies)
+    assert torch.equal(a, picked) and bool((d < 0.01).all())
+    unrelated = unit_rows(torch.randn(100, 32, generator=g))
+    exact = nearest(unrelated, rows.half())[0]
+    assert bool((index.search(unrelated)[0] >= exact - 1e-6).all())  # approximate: never closer than the truth
+    d_ex, a_ex = index.search(copies[:3], exclude_owner=int(owners[picked[0]]))
+    assert owners[a_ex[0]] != owners[picked[0]] and d_ex[0] > d[0]
