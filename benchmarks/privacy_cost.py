@@ -14,7 +14,8 @@
 Training images are random smooth fields (every patch structured, as in real anatomy, so nothing is skipped), at
 2D 512² / 3D 96³; the audit's cost does not depend on their content. Single-threaded unless told otherwise.
 
-    OMP_NUM_THREADS=1 python benchmarks/privacy_cost.py --dims 2 --sizes 100 1000 --output benchmarks/results/privacy_cost_2d.json
+    OMP_NUM_THREADS=1 python benchmarks/privacy_cost.py --dims 2 --sizes 100 1000 \\
+        --output benchmarks/results/privacy_cost_2d.json
 """
 
 from __future__ import annotations

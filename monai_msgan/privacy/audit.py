@@ -222,7 +222,7 @@ class PrivacyAudit:
         local_blur: float = 1.0,
         min_structure: float = 0.02,
         max_patches_per_image: int = 256,
-        exact_limit: int = 50_000,
+        exact_limit: int = 10_000,
         nprobe: int = 16,
         seed: int = 0,
     ) -> None:

@@ -259,7 +259,7 @@ class PatchIndex:
     """
 
     def __init__(
-        self, rows: torch.Tensor, owners: torch.Tensor, exact_limit: int = 50_000, nprobe: int = 16, seed: int = 0
+        self, rows: torch.Tensor, owners: torch.Tensor, exact_limit: int = 10_000, nprobe: int = 16, seed: int = 0
     ) -> None:
         self.rows, self.owners = rows, owners
         self.nprobe = nprobe
