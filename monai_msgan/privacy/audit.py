@@ -262,8 +262,17 @@ class PrivacyAudit:
             max_patches_per_image=int(max_patches_per_image),
         )
         s = self.settings
-        if s["patch_size"] % s["pool"] or s["patch_size"] > s["local_size"] or min(s.values()) < 0:
-            raise ValueError(f"inconsistent audit settings {s}: patch_size must be even and at most local_size.")
+        if (
+            min(s["pool"], s["patch_stride"], s["query_stride"]) < 1
+            or s["max_shift"] < 0
+            or s["global_size"] <= 2 * s["max_shift"]
+            or s["patch_size"] % s["pool"]
+            or not s["pool"] <= s["patch_size"] <= s["local_size"]
+        ):
+            raise ValueError(
+                f"inconsistent audit settings {s}: strides and pool must be positive, patch_size a multiple of "
+                "pool and at most local_size, and global_size larger than 2 * max_shift."
+            )
         self.margin, self.quantile = {k: float(v) for k, v in margin.items()}, float(quantile)
 
         start = time.perf_counter()
@@ -275,7 +284,8 @@ class PrivacyAudit:
             if g is None:
                 self.skipped.append(self.names[i])
                 logger.warning("privacy audit: training image %s has no contrast and is not indexed.", self.names[i])
-                global_rows.append(torch.zeros(s["global_size"] ** self.spatial_dims, dtype=torch.float16))
+                window = s["global_size"] - 2 * s["max_shift"]
+                global_rows.append(torch.zeros(window**self.spatial_dims, dtype=torch.float16))  # distance 1
                 continue
             global_rows.append(g[0].half())
             desc, corners, structure = loc
@@ -289,12 +299,11 @@ class PrivacyAudit:
             raise ValueError("no training image has any contrast: nothing to audit against.")
         self._global = torch.stack(global_rows)
         k_dim = (s["patch_size"] // s["pool"]) ** self.spatial_dims
-        self._local = torch.cat(local_rows) if local_rows else torch.zeros(0, k_dim, dtype=torch.float16)
+        rows = torch.cat(local_rows) if local_rows else torch.zeros(0, k_dim, dtype=torch.float16)
         self._local_owner = torch.cat(local_owner) if local_owner else torch.zeros(0, dtype=torch.int32)
         self._local_corner = torch.cat(local_corner) if local_corner else torch.zeros(0, self.spatial_dims)
-        self._patch_index = PatchIndex(
-            self._local, self._local_owner, exact_limit=exact_limit, nprobe=nprobe, seed=seed
-        )
+        self._patch_index = PatchIndex(rows, self._local_owner, exact_limit=exact_limit, nprobe=nprobe, seed=seed)
+        self._local = self._patch_index.rows  # the index's own (possibly reordered) copy: hold the rows once
         self.index_seconds = time.perf_counter() - start
 
         start = time.perf_counter()

@@ -88,6 +88,10 @@ def test_bad_inputs():
         PrivacyAudit([])
     with pytest.raises(ValueError, match="no training image has any contrast"):
         PrivacyAudit([np.zeros((8, 8))])
+    partly = PrivacyAudit([train[0], np.zeros((40, 40)), train[1]], thresholds={"global": 0.1, "local": 0.1})
+    assert partly.skipped == ["training_1"] and partly.check(train[1])["nearest_training"] == "training_2"
+    with pytest.raises(ValueError, match="inconsistent audit settings"):
+        PrivacyAudit(train, patch_size=30, pool=4)
     single = PrivacyAudit(train[:1])
     assert single.calibration["method"] == "default"
     given = PrivacyAudit(train, thresholds={"global": 0.1, "local": 0.2})
