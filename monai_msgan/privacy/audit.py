@@ -159,9 +159,10 @@ class PrivacyAudit:
 
     The training set is indexed once: every image is intensity-normalised (its 1st/99th percentiles to 0/1),
     resized so its longest side fills a ``global_size`` grid (``local_size`` for patches) and padded, centred, to
-    a square/cube. The global index holds each grid as a zero-mean unit-norm vector; the local index holds the
-    ``max_patches_per_image`` most structured patches of ``patch_size`` every ``patch_stride`` pixels of the local
-    grid, average-pooled by 2 and detrended (their best-fit plane removed). Distances are ``1 - Pearson
+    a square/cube. The global index holds each grid, smoothed (``global_blur`` px), as a zero-mean unit-norm vector
+    of its central window; the local index holds the ``max_patches_per_image`` most structured patches of
+    ``patch_size`` every ``patch_stride`` pixels of the (``local_blur``-smoothed) local grid, average-pooled by
+    ``pool`` and detrended (their best-fit plane removed), in a :class:`PatchIndex`. Distances are ``1 - Pearson
     correlation``: 0 for a copy up to a linear intensity change.
 
     :meth:`check` compares a candidate's grid, shifted by up to ``max_shift`` pixels along every axis and flipped
@@ -187,8 +188,10 @@ class PrivacyAudit:
             training image than unseen real images are); a number, or per kind; default ``DEFAULT_MARGIN``.
         quantile: quantile of the calibration distances (0: the closest unseen real image).
         max_calibration: most training images used for leave-one-out calibration (drawn with ``seed``).
-        global_size, max_shift, flips, local_size, patch_size, patch_stride, query_stride: descriptor settings;
-            ``None`` takes ``DEFAULT_SETTINGS[spatial_dims]``. ``flips`` applies to the global comparison.
+        global_size, max_shift, flips, local_size, patch_size, pool, patch_stride, query_stride: descriptor
+            settings; ``None`` takes ``DEFAULT_SETTINGS[spatial_dims]``. ``flips`` applies to the global comparison.
+        global_blur, local_blur: Gaussian sigma (grid pixels) applied before comparing, for tolerance to sub-pixel
+            shifts and noise.
         min_structure: patches whose detrended standard deviation (normalised intensity) is below this are too
             flat to tell images apart and are ignored, in the index and in candidates.
         max_patches_per_image: most structured patches indexed per training image (bounds the index size).

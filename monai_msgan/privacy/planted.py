@@ -17,7 +17,6 @@ Use them to check the audit on your own data before trusting it (``docs/privacy.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -211,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     if args.output:
         from monai_msgan.data.io import write_json
 
-        write_json(json.loads(json.dumps(results)), args.output)
+        write_json(results, args.output)
     return {"experiments": results}
 
 
