@@ -32,7 +32,7 @@ from monai.data.utils import compute_importance_map
 
 from monai_msgan.synthesis.streaming import window_slices
 
-__all__ = ["Window", "window_grid", "coarse_support", "BlendingAccumulator", "assemble", "into_tensor"]
+__all__ = ["Window", "window_grid", "coarse_support", "BlendingAccumulator", "assemble", "into_tensor", "redundancy"]
 
 Window = tuple[slice, ...]
 
@@ -116,7 +116,7 @@ class BlendingAccumulator:
         self.wsum[(slice(None), *buf)] += weight
 
     def flush(self, upto: int, sink: Callable[[torch.Tensor, int], None]) -> None:
-        """Hand the finished slabs before region-local index ``upto`` to ``sink(slab, start)`` and move the buffer on."""
+        """Hand the finished slabs before region-local index ``upto`` to ``sink(slab, start)``; move the buffer on."""
         n = min(upto, self.length) - self.lo
         if n <= 0:
             return
@@ -166,3 +166,9 @@ def into_tensor(out: torch.Tensor) -> Callable[[torch.Tensor, int], None]:
         out[..., start : start + slab.shape[-1]].copy_(slab, non_blocking=non_blocking)
 
     return sink
+
+
+def redundancy(image_size: Sequence[int], roi_size: Sequence[int], overlap: float) -> float:
+    """How many times the windows compute each pixel of an image of ``image_size`` on average (1 = no overlap)."""
+    windows = window_slices(tuple(image_size), tuple(roi_size), overlap)
+    return len(windows) * math.prod(roi_size) / math.prod(image_size)

@@ -15,9 +15,10 @@ batch, region or device asks for it. This is what makes sliding-window synthesis
 
 Every value is computed where it is needed (on the GPU too) by a counter-based generator: a 32-bit integer hash
 (a murmur3-style finaliser in ``int64`` tensor arithmetic, masked to 32 bits and never overflowing, so exact on
-every device) of (seed, stream, channel, global coordinates) gives two uniform integers per value, which Box–Muller turns
-into a standard normal in float64 before rounding to the result's type. The integers are identical on every device;
-the normals are too, up to the last bit of float64 ``log``/``cos`` (a float32 result has not been seen to differ).
+every device) of (seed, stream, channel, global coordinates) gives two uniform integers per value, which Box–Muller
+turns into a standard normal in float64 before rounding to the result's type. The integers are identical on every
+device; the normals are too, up to the last bit of float64 ``log``/``cos`` (float32 results have not been seen to
+differ).
 Nothing depends on the image's size, so a value at a position does not change when the image is cut or extended.
 
 Since version 0.3 (issue 12) this replaces per-block CPU generators: the same seed gives different images than

@@ -18,7 +18,7 @@ engine that runs and blends them is :mod:`monai_msgan.synthesis.assembly`.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from monai.data.utils import dense_patch_slices

@@ -212,7 +212,6 @@ class MultiScaleSynthesizer:
             )
         return sizes
 
-
     def roi(self, output_size: Sequence[int], roi_start=None, roi_size=None) -> tuple[slice, ...]:
         """The region ``roi_start`` .. ``roi_start + roi_size`` of an output of ``output_size`` (both None = all);
         raises a clear error if it does not lie inside."""
