@@ -32,9 +32,9 @@ from monai_msgan.utils.scales import ensure_size
 
 __all__ = ["SampleGeneration", "choose_output_buffer", "MEMORY_MODE_BYTES_PER_VOXEL"]
 
-#: Host bytes per output voxel and channel that in-memory assembly needs at its peak: the upsampled input, MONAI's
-#: output buffer and weight map (4 bytes each), and the conversion for writing.
-MEMORY_MODE_BYTES_PER_VOXEL = 16
+#: Host bytes per output voxel and channel that in-memory assembly needs at its peak: the output (4 bytes), the
+#: coarser scale (up to 1 byte per output voxel, in 2D) and the conversion for writing (up to 4 bytes), rounded up.
+MEMORY_MODE_BYTES_PER_VOXEL = 10
 OUTPUT_BUFFERS = ("auto", "memory", "disk")
 
 
@@ -95,7 +95,14 @@ class SampleGeneration:
     :data:`MEMORY_MODE_BYTES_PER_VOXEL` bytes per output voxel), then written. ``"disk"``: window by window into a
     rolling buffer one window deep, streamed straight into the NIfTI file, so host memory stays far below the
     image's size (slower: windows are visited slab by slab and the file is compressed as it is written).
-    ``"auto"`` takes disk when memory mode would need more than a quarter of the machine's RAM.
+    ``"auto"`` takes disk when memory mode would need more than a quarter of the machine's RAM. Both are the same
+    assembly engine (:mod:`~monai_msgan.synthesis.assembly`): only where the finished slabs go differs, so the files
+    are identical.
+
+    ``roi_start`` and ``roi_size`` write only that region of each ``output_size`` image (e.g. a detail of a 4096³
+    volume, or one machine's share of a large one): only the windows it needs are computed, the pixels equal those
+    of the whole image, and the affine's origin moves to the region's first voxel, so the region lies where it
+    would in the whole image.
 
     Args:
         synthesizer: the multi-scale synthesizer with trained weights.
@@ -118,6 +125,8 @@ class SampleGeneration:
         condition_preprocessing: loads an entry of ``condition_files`` and returns a dict holding its
             ``condition_key`` at the output size (e.g. the training preprocessing, with ``EdgeMapd``).
         condition_key: the condition's key.
+        roi_start: first voxel of the region to generate; None (with ``roi_size`` None) = the whole image.
+        roi_size: size of the region.
     """
 
     def __init__(
@@ -138,16 +147,27 @@ class SampleGeneration:
         condition_files: Sequence[dict] | None = None,
         condition_preprocessing: Callable | None = None,
         condition_key: str = "condition",
+        roi_start: Sequence[int] | None = None,
+        roi_size: Sequence[int] | None = None,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
         self.synthesizer = synthesizer
         self.output_size = ensure_size(list(output_size), synthesizer.spatial_dims, "output_size")
         synthesizer.scale_sizes(self.output_size)  # fail now on a size the model cannot make
+        region = synthesizer.roi(self.output_size, roi_start, roi_size)  # fail now on a region outside
+        self.roi_start = None if roi_start is None else [r.start for r in region]
+        self.roi_size = None if roi_size is None else [r.stop - r.start for r in region]
+        self.file_size = tuple(r.stop - r.start for r in region)
         self.output_dir = Path(output_dir)
         self.affine = np.asarray(affine, dtype=np.float64)
         if self.affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got shape {self.affine.shape}.")
+        if self.roi_start is not None:  # the region's first voxel is the file's origin
+            shift = np.zeros(4)
+            shift[: len(self.roi_start)] = self.roi_start
+            self.affine = self.affine.copy()
+            self.affine[:3, 3] += self.affine[:3, :] @ shift
         self.samples_per_condition = int(num_samples)
         self.condition_files = None if condition_files is None else list(condition_files)
         if self.condition_files is not None:
@@ -166,7 +186,7 @@ class SampleGeneration:
         self.preview_range = self.output_range if preview_range is None else tuple(float(v) for v in preview_range)
         self.overwrite = ensure_bool(overwrite, "overwrite")
         out_channels = int(getattr(synthesizer.generator.base, "out_channels", 1))
-        self.output_buffer = choose_output_buffer(output_buffer, self.output_size, out_channels)
+        self.output_buffer = choose_output_buffer(output_buffer, self.file_size, out_channels)
         self.logger = logging.getLogger(__name__)
 
     def paths(self, i: int) -> tuple[Path, Path]:
@@ -202,15 +222,15 @@ class SampleGeneration:
         return cond
 
     def _stream_to(self, path: Path, seed: int, condition: torch.Tensor | None = None) -> list[torch.Tensor]:
-        collector = _PlaneCollector(self.output_size)
-        with NiftiStreamWriter(path, self.output_size, self.affine, self.output_dtype, self.overwrite) as writer:
+        collector = _PlaneCollector(self.file_size)
+        with NiftiStreamWriter(path, self.file_size, self.affine, self.output_dtype, self.overwrite) as writer:
 
             def sink(slab: torch.Tensor, start: int) -> None:
                 slab = self.to_output_range(slab)
                 writer.write(slab[0])
                 collector.add(slab, start)
 
-            self.synthesizer.stream(self.output_size, sink, seed=seed, condition=condition)
+            self.synthesizer.stream(self.output_size, sink, seed, condition, self.roi_start, self.roi_size)
         return collector.planes()
 
     def run(self) -> list[Path]:
@@ -232,7 +252,8 @@ class SampleGeneration:
             if self.output_buffer == "disk":
                 planes = self._stream_to(nii, seed, condition)
             else:
-                image = self.to_output_range(self.synthesizer(self.output_size, seed=seed, condition=condition))
+                image = self.synthesizer(self.output_size, seed, condition, self.roi_start, self.roi_size)
+                image = self.to_output_range(image)
                 save_nifti(image[0], self.affine, nii, overwrite=self.overwrite, dtype=self.output_dtype)
                 planes = mid_planes(image)
                 del image
@@ -243,17 +264,21 @@ class SampleGeneration:
                 record["condition_index"] = source
             records.append(record)
             print(
-                f"sample {i}: seed {seed}, {'x'.join(map(str, self.output_size))} in {seconds:.1f} s -> {nii}",
+                f"sample {i}: seed {seed}, {'x'.join(map(str, self.file_size))} in {seconds:.1f} s -> {nii}",
                 flush=True,
             )
         write_json(
             {
                 "generator": f"monai-msgan {monai_msgan.__version__}",
                 "output_size": list(self.output_size),
+                "roi_start": self.roi_start,
+                "roi_size": self.roi_size,
                 "num_scales": self.synthesizer.num_scales,
                 "scale_sizes": [list(s) for s in self.synthesizer.scale_sizes(self.output_size)],
                 "patch_size": list(self.synthesizer.patch_size),
                 "sw_batch_size": self.synthesizer.sw_batch_size,
+                "overlap": self.synthesizer.overlap,
+                "batch_invariant": self.synthesizer.batch_invariant,
                 "device": str(self.synthesizer.device),
                 "output_buffer": self.output_buffer,
                 "output_range": list(self.output_range),
