@@ -82,7 +82,8 @@ class MultiScaleSynthesizer:
         amp_dtype: ``"bfloat16"``/``"float16"``.
         progress: show a progress bar per scale (needs ``tqdm``).
         batch_invariant: run the windows of a batch through the network one at a time (bit-identical results for
-            any ``sw_batch_size`` and region; on CPU this is also faster). False = batched forward passes.
+            any ``sw_batch_size`` and region). False = batched forward passes of ``sw_batch_size`` windows: faster on
+            a GPU, and on a CPU together with ``channels_last`` (about 1.7 times at 8 windows of 64³).
         base_window: the size the base was trained at (the trained ``image_size / 2**(num_scales - 1)``). With it
             set, an ``output_size`` other than the trained size is refused (see ``extend_field_of_view``): the base
             generates a whole anatomy per window, so a larger output would repeat the anatomy in every window.
