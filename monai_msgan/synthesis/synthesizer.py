@@ -249,7 +249,8 @@ class MultiScaleSynthesizer:
                 it is downsampled to every scale.
             roi_start: first pixel of the region to generate (None with ``roi_size`` None = the whole image).
             roi_size: size of the region. Only the windows of every scale that the region needs are computed; the
-                result equals the same crop of the whole image (bit for bit with ``batch_invariant=True``).
+                result equals the same crop of the whole image (bit for bit with ``batch_invariant=True``). With
+                ``generated_scales`` below ``num_scales`` the whole image is made and cut.
 
         Returns:
             ``(out_channels, *roi_size)`` float32 CPU tensor in the model range (about ``[-1, 1]``).
