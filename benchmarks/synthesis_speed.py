@@ -220,7 +220,7 @@ def main() -> int:
         help="bfloat16 autocast for 'ours' and 'whole' (auto: on CUDA only)",
     )
     p.add_argument("--warmup", type=int, default=None, help="untimed runs first (default: 1 on CUDA, 0 on CPU)")
-    p.add_argument("--repeats", type=int, default=None, help="timed runs (default: 3 on CUDA, 1 on CPU)")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs (default: 2 on CUDA, 1 on CPU)")
     p.add_argument("--peak_tflops", type=float, default=None, help="the device's peak, if not in the table")
     p.add_argument("--output", default=None, help="JSON (default: benchmarks/results/synthesis_speed_<device>.json)")
     p.add_argument("--overwrite", action="store_true")
@@ -228,7 +228,7 @@ def main() -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     cuda = device.type == "cuda"
     args.warmup = (1 if cuda else 0) if args.warmup is None else args.warmup
-    args.repeats = (3 if cuda else 1) if args.repeats is None else args.repeats
+    args.repeats = (2 if cuda else 1) if args.repeats is None else args.repeats
     args.sw_batch_size = (16 if cuda else 8) if args.sw_batch_size is None else args.sw_batch_size
     output = Path(args.output or REPO / "benchmarks" / "results" / f"synthesis_speed_{device.type}.json")
     if refuse_existing(output, args.overwrite):

@@ -91,18 +91,16 @@ class SampleGeneration:
     ``output_dir/<prefix>s.json`` (seeds, sizes, files, timings). Existing files are never replaced unless
     ``overwrite`` is set; all of them are checked before anything is generated.
 
-    ``output_buffer`` chooses where the finest scale is assembled. ``"memory"``: in RAM (about
-    :data:`MEMORY_MODE_BYTES_PER_VOXEL` bytes per output voxel), then written. ``"disk"``: window by window into a
-    rolling buffer one window deep, streamed straight into the NIfTI file, so host memory stays far below the
-    image's size (slower: windows are visited slab by slab and the file is compressed as it is written).
-    ``"auto"`` takes disk when memory mode would need more than a quarter of the machine's RAM. Both are the same
-    assembly engine (:mod:`~monai_msgan.synthesis.assembly`): only where the finished slabs go differs, so the files
-    are identical.
-
     ``roi_start`` and ``roi_size`` write only that region of each ``output_size`` image (e.g. a detail of a 4096³
     volume, or one machine's share of a large one): only the windows it needs are computed, the pixels equal those
     of the whole image, and the affine's origin moves to the region's first voxel, so the region lies where it
     would in the whole image.
+
+    ``output_buffer`` chooses where the finished slabs of the finest scale go; both are the same assembly engine
+    (:mod:`~monai_msgan.synthesis.assembly`) and give identical files. ``"memory"``: into RAM (about
+    :data:`MEMORY_MODE_BYTES_PER_VOXEL` bytes per output voxel), then written. ``"disk"``: streamed straight into the
+    NIfTI file, so host memory stays far below the image's size (slower: the file is compressed as it is written).
+    ``"auto"`` takes disk when memory mode would need more than a quarter of the machine's RAM.
 
     Args:
         synthesizer: the multi-scale synthesizer with trained weights.
@@ -275,10 +273,10 @@ class SampleGeneration:
                 "roi_size": self.roi_size,
                 "num_scales": self.synthesizer.num_scales,
                 "scale_sizes": [list(s) for s in self.synthesizer.scale_sizes(self.output_size)],
-                "patch_size": list(self.synthesizer.patch_size),
-                "sw_batch_size": self.synthesizer.sw_batch_size,
                 "overlap": self.synthesizer.overlap,
                 "batch_invariant": self.synthesizer.batch_invariant,
+                "patch_size": list(self.synthesizer.patch_size),
+                "sw_batch_size": self.synthesizer.sw_batch_size,
                 "device": str(self.synthesizer.device),
                 "output_buffer": self.output_buffer,
                 "output_range": list(self.output_range),
