@@ -66,7 +66,8 @@ class MultiScaleSynthesizer:
     gives bit-identical images whatever the ``sw_batch_size`` or region (batched convolution kernels may round
     differently from single-window ones). ``batch_invariant=False`` runs the windows as batches, always of exactly
     ``sw_batch_size`` windows (the last one padded): the work a GPU needs to be busy, and with ``channels_last``
-    about 1.7 times faster per window on a CPU; results for different ``sw_batch_size`` then agree to float rounding (within 1e-5, about 1e-7 measured in float32). On another device
+    about 1.7 times faster per window on a CPU; results for different ``sw_batch_size`` then agree to float
+    rounding (within 1e-5, about 1e-7 measured in float32). On another device
     the image is the same up to that device's floating point rounding.
 
     Args:
