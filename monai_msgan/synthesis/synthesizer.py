@@ -67,8 +67,8 @@ class MultiScaleSynthesizer:
     differently from single-window ones). ``batch_invariant=False`` runs the windows as batches, always of exactly
     ``sw_batch_size`` windows (the last one padded): the work a GPU needs to be busy, and with ``channels_last``
     about 1.7 times faster per window on a CPU; results for different ``sw_batch_size`` then agree to float
-    rounding (within 1e-5, about 1e-7 measured in float32). On another device
-    the image is the same up to that device's floating point rounding.
+    rounding (within 1e-5, about 1e-7 measured in float32). On another device the image is the same up to that
+    device's floating point rounding.
 
     Args:
         generator: trained generators of every scale (weights loaded).
