@@ -120,6 +120,8 @@ class BlendingAccumulator:
         n = min(upto, self.length) - self.lo
         if n <= 0:
             return
+        if n > self.capacity:
+            raise RuntimeError(f"windows leave a gap: slabs {self.lo + self.capacity}..{upto} received no window.")
         sink(self.acc[..., :n] / self.wsum[..., :n], self.lo)
         keep = self.capacity - n
         if keep > 0:
