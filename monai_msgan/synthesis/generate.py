@@ -35,9 +35,9 @@ from monai_msgan.utils.scales import ensure_size
 
 __all__ = ["SampleGeneration", "choose_output_buffer", "MEMORY_MODE_BYTES_PER_VOXEL"]
 
-#: Host bytes per output voxel and channel that in-memory assembly needs at its peak: the upsampled input, MONAI's
-#: output buffer and weight map (4 bytes each), and the conversion for writing.
-MEMORY_MODE_BYTES_PER_VOXEL = 16
+#: Host bytes per output voxel and channel that in-memory assembly needs at its peak: the output (4 bytes), the
+#: coarser scale (up to 1 byte per output voxel, in 2D) and the conversion for writing (up to 4 bytes), rounded up.
+MEMORY_MODE_BYTES_PER_VOXEL = 10
 OUTPUT_BUFFERS = ("auto", "memory", "disk")
 
 
@@ -100,10 +100,15 @@ class SampleGeneration:
     naming the sample otherwise; nothing of it is written). Temporaries of killed runs are removed at start, and
     SIGTERM removes those of the running sample.
 
-    ``output_buffer`` chooses where the finest scale is assembled. ``"memory"``: in RAM (about
-    :data:`MEMORY_MODE_BYTES_PER_VOXEL` bytes per output voxel), then written. ``"disk"``: window by window into a
-    rolling buffer one window deep, streamed straight into the NIfTI file, so host memory stays far below the
-    image's size (slower: windows are visited slab by slab and the file is compressed as it is written).
+    ``roi_start`` and ``roi_size`` write only that region of each ``output_size`` image (e.g. a detail of a 4096³
+    volume, or one machine's share of a large one): only the windows it needs are computed, the pixels equal those
+    of the whole image, and the affine's origin moves to the region's first voxel, so the region lies where it
+    would in the whole image.
+
+    ``output_buffer`` chooses where the finished slabs of the finest scale go; both are the same assembly engine
+    (:mod:`~monai_msgan.synthesis.assembly`) and give identical files. ``"memory"``: into RAM (about
+    :data:`MEMORY_MODE_BYTES_PER_VOXEL` bytes per output voxel), then written. ``"disk"``: streamed straight into the
+    NIfTI file, so host memory stays far below the image's size (slower: the file is compressed as it is written).
     ``"auto"`` takes disk when memory mode would need more than a quarter of the machine's RAM.
 
     Under ``torchrun`` (a process group initialised, e.g. by the bundle's ``multi_gpu_inference.json``), rank ``r`` of
@@ -135,6 +140,8 @@ class SampleGeneration:
             returns (at the output size); it is written beside each sample as ``<prefix>_<i>_label.nii.gz`` with the
             sample's geometry, and the record lists ``image`` and ``label`` for each sample (a datalist entry).
             None = no label files.
+        roi_start: first voxel of the region to generate; None (with ``roi_size`` None) = the whole image.
+        roi_size: size of the region.
     """
 
     def __init__(
@@ -156,16 +163,27 @@ class SampleGeneration:
         condition_preprocessing: Callable | None = None,
         condition_key: str = "condition",
         label_key: str | None = None,
+        roi_start: Sequence[int] | None = None,
+        roi_size: Sequence[int] | None = None,
     ) -> None:
         if num_samples < 1:
             raise ValueError(f"num_samples must be at least 1, got {num_samples}.")
         self.synthesizer = synthesizer
         self.output_size = ensure_size(list(output_size), synthesizer.spatial_dims, "output_size")
         synthesizer.scale_sizes(self.output_size)  # fail now on a size the model cannot make
+        region = synthesizer.roi(self.output_size, roi_start, roi_size)  # fail now on a region outside
+        self.roi_start = None if roi_start is None else [r.start for r in region]
+        self.roi_size = None if roi_size is None else [r.stop - r.start for r in region]
+        self.file_size = tuple(r.stop - r.start for r in region)
         self.output_dir = Path(output_dir)
         self.affine = np.asarray(affine, dtype=np.float64)
         if self.affine.shape != (4, 4):
             raise ValueError(f"affine must be 4x4, got shape {self.affine.shape}.")
+        if self.roi_start is not None:  # the region's first voxel is the file's origin
+            shift = np.zeros(4)
+            shift[: len(self.roi_start)] = self.roi_start
+            self.affine = self.affine.copy()
+            self.affine[:3, 3] += self.affine[:3, :] @ shift
         self.samples_per_condition = int(num_samples)
         self.condition_files = None if condition_files is None else list(condition_files)
         if self.condition_files is not None:
@@ -187,7 +205,7 @@ class SampleGeneration:
         self.preview_range = self.output_range if preview_range is None else tuple(float(v) for v in preview_range)
         self.overwrite = ensure_bool(overwrite, "overwrite")
         out_channels = int(getattr(synthesizer.generator.base, "out_channels", 1))
-        self.output_buffer = choose_output_buffer(output_buffer, self.output_size, out_channels)
+        self.output_buffer = choose_output_buffer(output_buffer, self.file_size, out_channels)
         self.logger = logging.getLogger(__name__)
 
     def paths(self, i: int) -> tuple[Path, Path]:
@@ -241,8 +259,8 @@ class SampleGeneration:
     def _stream_to(
         self, path: Path, seed: int, condition: torch.Tensor | None = None, overwrite: bool = False
     ) -> list[torch.Tensor]:
-        collector = _PlaneCollector(self.output_size)
-        with NiftiStreamWriter(path, self.output_size, self.affine, self.output_dtype, overwrite) as writer:
+        collector = _PlaneCollector(self.file_size)
+        with NiftiStreamWriter(path, self.file_size, self.affine, self.output_dtype, overwrite) as writer:
 
             def sink(slab: torch.Tensor, start: int) -> None:
                 self._check_finite(slab, path, seed)
@@ -250,15 +268,19 @@ class SampleGeneration:
                 writer.write(slab[0])
                 collector.add(slab, start)
 
-            self.synthesizer.stream(self.output_size, sink, seed=seed, condition=condition)
+            self.synthesizer.stream(self.output_size, sink, seed, condition, self.roi_start, self.roi_size)
         return collector.planes()
 
     def _settings(self) -> dict[str, Any]:
         return {
             "generator": f"monai-msgan {monai_msgan.__version__}",
             "output_size": list(self.output_size),
+            "roi_start": self.roi_start,
+            "roi_size": None if self.roi_start is None else list(self.file_size),
             "num_scales": self.synthesizer.num_scales,
             "scale_sizes": [list(s) for s in self.synthesizer.scale_sizes(self.output_size)],
+            "overlap": self.synthesizer.overlap,
+            "batch_invariant": self.synthesizer.batch_invariant,
             "patch_size": list(self.synthesizer.patch_size),
             "sw_batch_size": self.synthesizer.sw_batch_size,
             "device": str(self.synthesizer.device),
@@ -280,7 +302,8 @@ class SampleGeneration:
             return None
         if not isinstance(record, dict) or record.get("complete", True) or record.get("planned_seeds") != self._plan():
             return None
-        same = {k: record.get(k) for k in ("output_size", "num_scales", "output_range", "affine")}
+        keys = ("output_size", "roi_start", "roi_size", "num_scales", "output_range", "affine")
+        same = {k: record.get(k) for k in keys}
         if same != {k: self._settings()[k] for k in same}:
             return None
         return [
@@ -344,7 +367,7 @@ class SampleGeneration:
             if self.output_buffer == "disk":
                 planes = self._stream_to(nii, seed, condition, overwrite)
             else:
-                image = self.synthesizer(self.output_size, seed=seed, condition=condition)
+                image = self.synthesizer(self.output_size, seed, condition, self.roi_start, self.roi_size)
                 self._check_finite(image, nii, seed)
                 image = self.to_output_range(image)
                 save_nifti(image[0], self.affine, nii, overwrite=overwrite, dtype=self.output_dtype)
@@ -358,6 +381,8 @@ class SampleGeneration:
             if world > 1:
                 record["rank"] = rank
             if label is not None:
+                if self.roi_start is not None:  # the label map of the region, on the region's grid
+                    label = label[(slice(None), *(slice(a, a + n) for a, n in zip(self.roi_start, self.file_size)))]
                 label_file = self.label_path(i)
                 dtype = np.uint8 if 0 <= int(label.min()) and int(label.max()) <= 255 else np.int16
                 save_nifti(label[0], self.affine, label_file, overwrite=overwrite, dtype=dtype)
@@ -367,6 +392,6 @@ class SampleGeneration:
             if world == 1:  # the record after every sample: an interrupted run continues from it
                 self._write_record(records, complete=len(records) == self.num_samples)
             print(
-                f"sample {i}: seed {seed}, {'x'.join(map(str, self.output_size))} in {seconds:.1f} s -> {nii}",
+                f"sample {i}: seed {seed}, {'x'.join(map(str, self.file_size))} in {seconds:.1f} s -> {nii}",
                 flush=True,
             )

@@ -67,17 +67,14 @@ def test_disk_and_memory_buffers_give_the_same_files(tmp_path, spatial_dims, siz
     assert np.allclose(disk.affine, affine) and np.allclose(mem.affine, affine)
     a, b = mem.get_fdata(), disk.get_fdata()
     assert a.std() > 0
-    if dtype == "int16":  # float rounding may flip an integer's rounding, rarely
-        assert np.abs(a - b).max() <= 1 and (a != b).mean() < 1e-3
-    else:
-        assert np.abs(a - b).max() <= 1e-5
+    assert np.array_equal(a, b)  # one assembly engine: only where the finished slabs go differs
     assert a.min() >= out_range[0] and a.max() <= out_range[1]
     # SimpleITK reads the streamed file with the same geometry as nibabel
     img = sitk.ReadImage(str(tmp_path / "disk" / "sample_000.nii.gz"))
     assert np.allclose(img.GetSpacing()[:spatial_dims], np.diag(affine)[:spatial_dims])
     assert np.allclose(np.asarray(img.GetOrigin())[:2], [40.0, -12.5])  # LPS
     pngs = [np.asarray(Image.open(tmp_path / m / "sample_000.png"), dtype=int) for m in ("memory", "disk")]
-    assert pngs[0].shape == pngs[1].shape and np.abs(pngs[0] - pngs[1]).max() <= 1
+    assert np.array_equal(pngs[0], pngs[1])
     if spatial_dims == 3:  # axial, coronal and sagittal side by side
         assert pngs[0].shape == (128, 64 + 64 + 128)
 

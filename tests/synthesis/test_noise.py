@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from monai_msgan.synthesis import positional_noise
+from monai_msgan.synthesis.noise import hash32, window_noise
 
 
 def test_standard_normal_statistics():
@@ -49,3 +50,36 @@ def test_seeds_and_streams_are_independent():
 def test_region_outside_raises():
     with pytest.raises(ValueError, match="outside"):
         positional_noise(0, 0, 1, (8, 8), region=(slice(0, 9), slice(0, 8)))
+
+
+def _hash32_reference(x: int) -> int:
+    """The murmur3 finaliser on plain Python integers (arbitrary precision, masked to 32 bits)."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & 0xFFFFFFFF
+    x ^= x >> 15
+    x = (x * 0x846CA68B) & 0xFFFFFFFF
+    return x ^ (x >> 16)
+
+
+def test_tensor_hash_is_exact_over_the_whole_32_bit_range():
+    """The int64 tensor hash never overflows, so it equals exact integer arithmetic, also at the extremes."""
+    values = [0, 1, 2**31 - 1, 2**31, 2**32 - 1] + torch.randint(0, 2**32, (200,), dtype=torch.int64).tolist()
+    got = hash32(torch.tensor(values, dtype=torch.int64)).tolist()
+    assert got == [_hash32_reference(v) for v in values]
+
+
+def test_same_values_for_every_dtype_and_as_a_batch_of_windows():
+    full = positional_noise(8, 1, 2, (40, 50, 30), dtype=torch.float64)
+    assert torch.equal(positional_noise(8, 1, 2, (40, 50, 30)), full.float())
+    assert torch.equal(positional_noise(8, 1, 2, (40, 50, 30), dtype=torch.bfloat16), full.bfloat16())
+    starts = [[0, 0, 0], [5, 17, 9], [30, 40, 20]]
+    batch = window_noise(8, 1, 2, starts, (10, 10, 10))
+    for b, (x, y, z) in zip(batch, starts):
+        assert torch.equal(b, full[:, x : x + 10, y : y + 10, z : z + 10].float())
+
+
+def test_noise_does_not_depend_on_the_image_size():
+    """A value is a function of its global position alone: a larger image extends the field, it does not change it."""
+    small = positional_noise(2, 3, 1, (32, 48))
+    large = positional_noise(2, 3, 1, (64, 96))
+    assert torch.equal(large[:, :32, :48], small)
