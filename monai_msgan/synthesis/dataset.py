@@ -635,6 +635,7 @@ def _card(job: Mapping[str, Any], samples: list[dict], privacy: dict, panel: Pat
     if job["output_format"] == "dicom":
         fmt += " (one CT Image Storage series per sample)" if job["spatial_dims"] == 3 else " (Secondary Capture)"
     seconds = [sum(s["seconds"].values()) for s in samples]
+    unit = "pixels" if job["spatial_dims"] == 2 else "voxels"
     conditions = (
         f" (conditions: {job['num_conditions']}, {job['samples_per_condition']} samples each)"
         if job["num_conditions"]
@@ -652,7 +653,7 @@ def _card(job: Mapping[str, Any], samples: list[dict], privacy: dict, panel: Pat
         "",
         f"- {n} images, {fmt}, in `images/` (named by sample index); `datalist.json` lists them for MONAI "
         "(`monai.data.load_decathlon_datalist`, key `training`).",
-        f"- Size {_fmt(job['output_size'])} {'pixels' if job['spatial_dims'] == 2 else 'voxels'}, spacing {_fmt(job['spacing_mm'])} mm, intensities in "
+        f"- Size {_fmt(job['output_size'])} {unit}, spacing {_fmt(job['spacing_mm'])} mm, intensities in "
         f"[{job['output_range'][0]:g}, {job['output_range'][1]:g}] ({job['output_dtype']} in NIfTI).",
         "- `manifest.json`: every sample's seed, condition (by index), timings and privacy result; the model's "
         "checkpoints (SHA-256 per scale), the configuration and the software versions.",
