@@ -152,8 +152,8 @@ def test_2d_dataset_folder_is_a_monai_dataset_and_describes_itself(tmp_path, xra
 
 def _generation(out: Path, num_samples=3, **kwargs) -> SampleGeneration:
     synth = MultiScaleSynthesizer(_bounded(2), 64, device="cpu")
-    spacing = (0.5, 0.25)
-    return SampleGeneration(synth, (128, 192), out, radiograph_affine(spacing), num_samples=num_samples, seed=3, **kwargs)
+    affine = radiograph_affine((0.5, 0.25))
+    return SampleGeneration(synth, (128, 192), out, affine, num_samples=num_samples, seed=3, **kwargs)
 
 
 def test_png_output_holds_the_nifti_values_in_16_bits(tmp_path):
