@@ -36,6 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from monai.utils import optional_import
 
 import monai_msgan
 from monai_msgan.utils.atomic import atomic_path, check_writable
@@ -251,9 +252,11 @@ def write_radiograph_dicom(
         ValueError: for an image that is not 2D.
         FileExistsError: when ``path`` exists and ``overwrite`` is not set.
     """
-    import highdicom as hd
     from pydicom.uid import generate_uid
 
+    hd, has_highdicom = optional_import("highdicom")
+    if not has_highdicom:
+        raise ImportError("DICOM radiographs are written with highdicom: pip install 'monai-msgan[dicom]'.")
     image = np.asarray(image)
     if image.ndim != 2:
         raise ValueError(f"a radiograph needs an (x, y) image, got shape {list(image.shape)}.")

@@ -771,7 +771,7 @@ def merge_dataset(output_dir: str | os.PathLike) -> Path:
         panel = _panel([root / s["preview"] for s in samples[: 4 * PANEL_COLUMNS]], root / "preview.png")
         write_json(manifest, root / "manifest.json")
         with atomic_path(root / "README.md") as tmp:
-            tmp.write_text(_card(job, samples, privacy, panel))
+            tmp.write_text(_card(job, samples, privacy, panel), encoding="utf-8")
         write_json(datalist, root / "datalist.json")
     print(f"merged {n} samples: {root / 'datalist.json'}, manifest.json, README.md", flush=True)
     return root / "datalist.json"

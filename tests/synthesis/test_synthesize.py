@@ -123,7 +123,7 @@ def test_2d_dataset_folder_is_a_monai_dataset_and_describes_itself(tmp_path, xra
     assert dataset["software"]["monai"] and dataset["software"]["torch"] == torch.__version__
     assert dataset["privacy_audit"]["status"] == "not run"
 
-    card = (out / "README.md").read_text()
+    card = (out / "README.md").read_text(encoding="utf-8")
     assert SYNTHETIC_NOTICE in card and "5 synthetic chest radiographs" in card and "Size 64 × 64 pixels" in card
     assert "## Privacy audit" in card and "Not run" in card and "## Licence" in card and "![" in card
     panel = np.asarray(Image.open(out / "preview.png"))
@@ -147,7 +147,7 @@ def test_2d_dataset_folder_is_a_monai_dataset_and_describes_itself(tmp_path, xra
     # the merge step runs on its own as well
     (out / "README.md").unlink()
     run_ok(synthesize_cmd(XRAY, TINY_2D, xray_ckpt, out, "--num_samples", "5", "--seed", "7", run_id="merge"))
-    assert SYNTHETIC_NOTICE in (out / "README.md").read_text()
+    assert SYNTHETIC_NOTICE in (out / "README.md").read_text(encoding="utf-8")
 
 
 def _generation(out: Path, num_samples=3, **kwargs) -> SampleGeneration:
