@@ -392,16 +392,11 @@ class SyntheticDataset:
         return self._audit
 
     def _check_privacy(self, image: torch.Tensor) -> dict[str, Any]:
-        result = dict(self._privacy().check(image.detach().cpu().numpy()))
-        return _scrub(
-            {
-                "global_distance": _jsonable(result.get("global_distance")),
-                "local_distance": _jsonable(result.get("local_distance")),
-                "nearest_training": _jsonable(result.get("nearest_training")),
-                "flagged": bool(result.get("flagged")),
-            },
-            self._training_files,
-        )
+        """The audit's result for one candidate (``(C, *spatial)`` in the output range), training file names
+        replaced by their index."""
+        result = _jsonable(dict(self._privacy().check(image.detach().cpu().numpy())))
+        result["flagged"] = bool(result.get("flagged"))
+        return _scrub(result, self._training_files)
 
     # ---------------------------------------------------------------- writing
     def _write_image(self, index: int, image: torch.Tensor, patient_id: str) -> list[Path]:
@@ -563,29 +558,30 @@ class SyntheticDataset:
 
 
 # -------------------------------------------------------------------- helpers shared by runs and the merge
-def _datalist_files(path: Path) -> list[str]:
-    """Every image path a datalist lists (as written and resolved), in order, to recognise them in audit results."""
+def _datalist_files(path: Path) -> dict[str, str]:
+    """Every image a datalist lists, as ``{path as written, and its file name: "<section>[<index>]"}``, to
+    recognise them in audit results (a file name shared by several entries maps to all of them, ``a|b``)."""
     data = read_json(path)
-    files = []
-    for key in sorted(k for k, v in data.items() if isinstance(v, list)):
-        for entry in data[key]:
-            if isinstance(entry, Mapping) and isinstance(entry.get("image"), str):
-                files.append(entry["image"])
-    return files
+    paths, names = {}, {}
+    for section, entries in data.items():
+        if isinstance(entries, list):
+            for k, entry in enumerate(entries):
+                if isinstance(entry, Mapping) and isinstance(entry.get("image"), str):
+                    label = f"{section}[{k}]"
+                    paths[entry["image"]] = label
+                    names.setdefault(Path(entry["image"]).name, []).append(label)
+    return {**{name: "|".join(labels) for name, labels in names.items()}, **paths}
 
 
-def _scrub(obj: Any, training_files: Sequence[str]) -> Any:
-    """Replace any training file name in an audit result by its index in the training datalist: a shared dataset
-    must not carry the names of the patients' files."""
+def _scrub(obj: Any, files: Mapping[str, str]) -> Any:
+    """Replace any datalist file name in an audit result by its place in the datalist (``training[3]``): a shared
+    dataset must not carry the names of the patients' files."""
     if isinstance(obj, Mapping):
-        return {k: _scrub(v, training_files) for k, v in obj.items()}
+        return {k: _scrub(v, files) for k, v in obj.items()}
     if isinstance(obj, list):
-        return [_scrub(v, training_files) for v in obj]
+        return [_scrub(v, files) for v in obj]
     if isinstance(obj, str):
-        for k, f in enumerate(training_files):
-            name = Path(f).name
-            if obj == f or obj.endswith("/" + f) or Path(obj).name == name:
-                return f"training image {k}"
+        return files.get(obj) or files.get(Path(obj).name) or obj
     return obj
 
 
@@ -685,6 +681,13 @@ def _card(job: Mapping[str, Any], samples: list[dict], privacy: dict, panel: Pat
             + (f"; {privacy['rejected']} candidates were flagged and replaced" if job["privacy"]["filter"] else "")
             + ". Per-sample distances are in `manifest.json`.",
         ]
+        for summary in privacy.get("audit_summaries", [])[:1]:
+            cal = summary.get("calibration", {})
+            lines += [
+                "",
+                f"Thresholds: {summary.get('thresholds')} (calibration: {cal.get('method', 'not recorded')}, "
+                f"{cal.get('num_images', '?')} images; {summary.get('num_training', '?')} training images indexed).",
+            ]
     else:
         lines += [
             "Not run: " + privacy["reason"] + ". Nothing here shows that the samples are not copies of training "
