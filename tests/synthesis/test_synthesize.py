@@ -223,3 +223,16 @@ def test_shard_from_argument_or_torchrun_environment(monkeypatch):
     monkeypatch.setenv("RANK", "4")
     with pytest.raises(ValueError, match="RANK/WORLD_SIZE gives shard 4 of 4"):
         resolve_shard(None)
+
+
+def test_disk_buffer_streams_the_same_samples(tmp_path):
+    arrays = {}
+    for mode in ("memory", "disk"):
+        SyntheticDataset(_generation(tmp_path / mode, 2, output_buffer=mode)).run()
+        records = json.loads((tmp_path / mode / "manifest.json").read_text())["samples"]
+        arrays[mode] = [nib.load(tmp_path / mode / r["image"]).get_fdata() for r in records]
+        assert all((tmp_path / mode / r["preview"]).is_file() for r in records)
+    for a, b in zip(arrays["memory"], arrays["disk"]):
+        assert a.shape == (128, 192) and np.abs(a - b).max() <= 1e-5
+    with pytest.raises(ValueError, match="needs the image in memory"):
+        SyntheticDataset(_generation(tmp_path / "x", output_buffer="disk"), output_format="dicom")
