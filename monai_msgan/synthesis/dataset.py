@@ -620,6 +620,10 @@ def _panel(previews: Sequence[Path], path: Path) -> Path | None:
     return path
 
 
+def _num(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, (int, float)) else str(value)
+
+
 def _fmt(values: Sequence[float]) -> str:
     return " × ".join(f"{v:g}" for v in values)
 
@@ -685,7 +689,9 @@ def _card(job: Mapping[str, Any], samples: list[dict], privacy: dict, panel: Pat
             cal = summary.get("calibration", {})
             lines += [
                 "",
-                f"Thresholds: {summary.get('thresholds')} (calibration: {cal.get('method', 'not recorded')}, "
+                "Thresholds: "
+                + ", ".join(f"{k} {_num(v)}" for k, v in (summary.get("thresholds") or {}).items())
+                + f" (calibration: {cal.get('method', 'not recorded')}, "
                 f"{cal.get('num_images', '?')} images; {summary.get('num_training', '?')} training images indexed).",
             ]
     else:
