@@ -244,6 +244,14 @@ class SyntheticDataset:
                 f"privacy_audit needs the model's training datalist, but training_datalist={training_datalist} "
                 "is not a file; pass --training_datalist or --privacy_audit false."
             )
+        self._audit_cls = None
+        if self.privacy_audit:  # fail before anything is generated
+            self._audit_cls, ok = optional_import("monai_msgan.privacy", name="PrivacyAudit")
+            if not ok:
+                raise ImportError(
+                    "privacy_audit needs monai_msgan.privacy, which cannot be imported here; "
+                    "pass --privacy_audit false to make the dataset without the audit."
+                )
         self.privacy_held_out = privacy_held_out
         if privacy_max_attempts < 1:
             raise ValueError(f"privacy_max_attempts must be at least 1, got {privacy_max_attempts}.")
@@ -377,15 +385,9 @@ class SyntheticDataset:
     # ---------------------------------------------------------------- privacy
     def _privacy(self):
         if self._audit is None:
-            audit_cls, ok = optional_import("monai_msgan.privacy", name="PrivacyAudit")
-            if not ok:
-                raise ImportError(
-                    "privacy_audit needs monai_msgan.privacy, which cannot be imported here; "
-                    "pass --privacy_audit false to make the dataset without the audit."
-                )
             datalist = read_json(self.training_datalist)
             held_out = self.privacy_held_out if datalist.get(self.privacy_held_out or "") else None
-            self._audit = audit_cls.from_datalist(
+            self._audit = self._audit_cls.from_datalist(
                 str(self.training_datalist), spatial_dims=self.spatial_dims, key="image", held_out=held_out
             )
             self._training_files = _datalist_files(self.training_datalist)

@@ -27,6 +27,7 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import CacheDataset, load_decathlon_datalist
 from monai.transforms import LoadImage, LoadImaged
+from monai.utils import optional_import
 from PIL import Image
 
 from monai_msgan.data import radiograph_affine
@@ -236,3 +237,13 @@ def test_disk_buffer_streams_the_same_samples(tmp_path):
         assert a.shape == (128, 192) and np.abs(a - b).max() <= 1e-5
     with pytest.raises(ValueError, match="needs the image in memory"):
         SyntheticDataset(_generation(tmp_path / "x", output_buffer="disk"), output_format="dicom")
+
+
+@pytest.mark.skipif(
+    optional_import("monai_msgan.privacy", name="PrivacyAudit")[1], reason="only without monai_msgan.privacy"
+)
+def test_without_the_audit_module_an_audit_is_refused_before_generating(tmp_path):
+    (tmp_path / "datalist.json").write_text('{"training": []}')
+    with pytest.raises(ImportError, match="--privacy_audit false"):
+        SyntheticDataset(_generation(tmp_path / "out"), training_datalist=tmp_path / "datalist.json")
+    assert not (tmp_path / "out").exists()
