@@ -638,6 +638,11 @@ def _card(job: Mapping[str, Any], samples: list[dict], privacy: dict, panel: Pat
         fmt += " (one CT Image Storage series per sample)" if job["spatial_dims"] == 3 else " (Secondary Capture)"
     seconds = [sum(s["seconds"].values()) for s in samples]
     unit = "pixels" if job["spatial_dims"] == 2 else "voxels"
+    stored = {
+        "nifti": f"{job['output_dtype']} values",
+        "png": "mapped to 0..65535",
+        "dicom": "stored values mapped back by Rescale Slope/Intercept",
+    }[job["output_format"]]
     conditions = (
         f" (conditions: {job['num_conditions']}, {job['samples_per_condition']} samples each)"
         if job["num_conditions"]
@@ -656,7 +661,7 @@ def _card(job: Mapping[str, Any], samples: list[dict], privacy: dict, panel: Pat
         f"- {n} images, {fmt}, in `images/` (named by sample index); `datalist.json` lists them for MONAI "
         "(`monai.data.load_decathlon_datalist`, key `training`).",
         f"- Size {_fmt(job['output_size'])} {unit}, spacing {_fmt(job['spacing_mm'])} mm, intensities in "
-        f"[{job['output_range'][0]:g}, {job['output_range'][1]:g}] ({job['output_dtype']} in NIfTI).",
+        f"[{job['output_range'][0]:g}, {job['output_range'][1]:g}] ({stored}).",
         "- `manifest.json`: every sample's seed, condition (by index), timings and privacy result; the model's "
         "checkpoints (SHA-256 per scale), the configuration and the software versions.",
         "- `previews/`: a small preview of each sample; `preview.png`: the first of them side by side.",
