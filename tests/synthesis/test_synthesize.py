@@ -95,9 +95,12 @@ def xray_ckpt(tmp_path_factory) -> Path:
     return tiny_checkpoints(XRAY, TINY_2D, tmp_path_factory.mktemp("xray_ckpt"))
 
 
+ARGS_2D = ["--num_samples", "5", "--seed", "7", "--privacy_audit", "false"]  # not the demo data's audit, if it exists
+
+
 def test_2d_dataset_folder_is_a_monai_dataset_and_describes_itself(tmp_path, xray_ckpt):
     out = tmp_path / "synthetic"
-    cmd = synthesize_cmd(XRAY, TINY_2D, xray_ckpt, out, "--num_samples", "5", "--seed", "7")
+    cmd = synthesize_cmd(XRAY, TINY_2D, xray_ckpt, out, *ARGS_2D)
     proc = run_ok(cmd)
     assert "5 to make" in proc.stdout
     datalist = load_decathlon_datalist(str(out / "datalist.json"), base_dir=str(out))
@@ -140,14 +143,14 @@ def test_2d_dataset_folder_is_a_monai_dataset_and_describes_itself(tmp_path, xra
     assert mtimes == {p: p.stat().st_mtime_ns for p in (out / "images").iterdir()}
     # another job into the same folder is refused, naming the folder
     bad = subprocess.run(
-        synthesize_cmd(XRAY, TINY_2D, xray_ckpt, out, "--num_samples", "6", "--seed", "7"),
+        synthesize_cmd(XRAY, TINY_2D, xray_ckpt, out, "--num_samples", "6", "--seed", "7", "--privacy_audit", "false"),
         cwd=REPO_ROOT, capture_output=True, text=True, env=bundle_env(), timeout=300,
     )  # fmt: skip
     assert bad.returncode != 0 and "holds another synthetic dataset" in bad.stderr
     assert len(json.loads((out / "datalist.json").read_text())["training"]) == 5
     # the merge step runs on its own as well
     (out / "README.md").unlink()
-    run_ok(synthesize_cmd(XRAY, TINY_2D, xray_ckpt, out, "--num_samples", "5", "--seed", "7", run_id="merge"))
+    run_ok(synthesize_cmd(XRAY, TINY_2D, xray_ckpt, out, *ARGS_2D, run_id="merge"))
     assert SYNTHETIC_NOTICE in (out / "README.md").read_text(encoding="utf-8")
 
 
