@@ -54,7 +54,7 @@ from monai_msgan.utils.atomic import atomic_path
 from monai_msgan.utils.checkpoints import generator_path
 from monai_msgan.utils.flags import ensure_bool
 
-__all__ = ["SyntheticDataset", "merge_dataset", "resolve_shard", "OUTPUT_FORMATS"]
+__all__ = ["SyntheticDataset", "merge_dataset", "resolve_shard", "shard_device", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("nifti", "png", "dicom")
 JOB_FILE = "job.json"
@@ -93,6 +93,14 @@ def resolve_shard(shard: Sequence[int] | None = None) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"{source} gives shard {index} of {count}; the index must be in [0, {count}).")
     return index, count
+
+
+def shard_device() -> torch.device:
+    """The device of this process: ``cuda:<LOCAL_RANK>`` under torchrun (``cuda:0`` without it) when CUDA is
+    available, so that ``torchrun --nproc_per_node N`` puts one shard on each GPU; else the CPU."""
+    if not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}")
 
 
 def _sha256(path: Path) -> str:
