@@ -549,7 +549,9 @@ class SyntheticDataset:
                 if self._audit is not None
                 else None,
             }
-            write_json(summary, self.output_dir / SHARDS / f"shard_{i}_of_{n}.json")
+            shard_file = self.output_dir / SHARDS / f"shard_{i}_of_{n}.json"
+            if todo or not shard_file.is_file():  # a run with nothing to do keeps the account of the one that did
+                write_json(summary, shard_file)
         if not self.merge_when_complete:
             return None
         missing = [k for k in range(self.num_samples) if not self.complete(k, job["job_id"])]
