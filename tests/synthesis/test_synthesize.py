@@ -137,10 +137,11 @@ def test_2d_dataset_folder_is_a_monai_dataset_and_describes_itself(tmp_path, xra
         assert np.array_equal(panel[64 * r : 64 * (r + 1), 64 * c : 64 * (c + 1)], tile) and tile.std() > 0
 
     # the same command again: nothing to make, nothing rewritten
-    mtimes = {p: p.stat().st_mtime_ns for p in (out / "images").iterdir()}
+    kept = [*(out / "images").iterdir(), out / "shards" / "shard_0_of_1.json"]  # the shard's account of the work too
+    mtimes = {p: p.stat().st_mtime_ns for p in kept}
     proc = run_ok(cmd)
     assert "5 already on disk, 0 to make" in proc.stdout
-    assert mtimes == {p: p.stat().st_mtime_ns for p in (out / "images").iterdir()}
+    assert mtimes == {p: p.stat().st_mtime_ns for p in kept}
     # another job into the same folder is refused, naming the folder
     bad = subprocess.run(
         synthesize_cmd(XRAY, TINY_2D, xray_ckpt, out, "--num_samples", "6", "--seed", "7", "--privacy_audit", "false"),
