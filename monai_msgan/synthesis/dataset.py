@@ -708,8 +708,8 @@ def _card(job: Mapping[str, Any], samples: list[dict], privacy: dict, panel: Pat
                 "",
                 "Thresholds: "
                 + ", ".join(f"{k} {_num(v)}" for k, v in (summary.get("thresholds") or {}).items())
-                + f" (calibration: {cal.get('method', 'not recorded')}, "
-                f"{cal.get('num_images', '?')} images; {summary.get('num_training', '?')} training images indexed).",
+                + f" (calibration: {cal.get('method', 'not recorded')} on {cal.get('num_images', '?')} image(s); "
+                f"{summary.get('num_training', '?')} training image(s) indexed).",
             ]
     else:
         lines += [
