@@ -708,8 +708,9 @@ def _card(job: Mapping[str, Any], samples: list[dict], privacy: dict, panel: Pat
                 "",
                 "Thresholds: "
                 + ", ".join(f"{k} {_num(v)}" for k, v in (summary.get("thresholds") or {}).items())
-                + f" (calibration: {cal.get('method', 'not recorded')} on {cal.get('num_images', '?')} image(s); "
-                f"{summary.get('num_training', '?')} training image(s) indexed).",
+                + f" (calibration: {cal.get('method', 'not recorded')}"
+                + (f" on {cal['num_images']} image(s)" if "num_images" in cal else "")
+                + f"; {summary.get('num_training', '?')} training image(s) indexed).",
             ]
     else:
         lines += [
