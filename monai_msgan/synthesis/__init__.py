@@ -11,8 +11,9 @@
 # limitations under the License.
 from __future__ import annotations
 
+from monai_msgan.synthesis.dataset import SyntheticDataset, merge_dataset
 from monai_msgan.synthesis.generate import SampleGeneration
 from monai_msgan.synthesis.noise import positional_noise
 from monai_msgan.synthesis.synthesizer import MultiScaleSynthesizer
 
-__all__ = ["MultiScaleSynthesizer", "SampleGeneration", "positional_noise"]
+__all__ = ["MultiScaleSynthesizer", "SampleGeneration", "SyntheticDataset", "merge_dataset", "positional_noise"]
