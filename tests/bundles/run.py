@@ -21,8 +21,11 @@ from pathlib import Path
 from tests.conftest import REPO_ROOT
 
 
-def run_bundle(bundle: Path, run_id: str, configs: list[str], *args: str) -> subprocess.CompletedProcess:
-    """Run ``run_id`` of ``bundle`` with ``configs`` (file names in its configs/ folder, layered) from the repo root."""
+def run_bundle(
+    bundle: Path, run_id: str, configs: list[str], *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Run ``run_id`` of ``bundle`` with ``configs`` (file names in its configs/ folder, layered) from the repo root;
+    ``env`` adds environment variables."""
     config_file = "[" + ",".join(f"'{bundle / 'configs' / c}'" for c in configs) + "]"
     cmd = [
         sys.executable,
@@ -35,7 +38,7 @@ def run_bundle(bundle: Path, run_id: str, configs: list[str], *args: str) -> sub
         "--bundle_root",
         str(bundle),
     ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": ""}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "CUDA_VISIBLE_DEVICES": "", **(env or {})}
     return subprocess.run([*cmd, *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
 
 
