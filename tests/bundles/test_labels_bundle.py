@@ -20,6 +20,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from monai.data import load_decathlon_datalist
 from monai.transforms import ResizeWithPadOrCrop
 
 from monai_msgan.data import DEMO_CT_LABEL_MAPPING, prepare_demo_ct
@@ -85,6 +86,17 @@ def test_ct_from_demo_labels_and_an_edited_label_map(tmp_path):
     assert img0.min() >= -1024 and img0.max() <= 3071 and not np.array_equal(img0, img1)
     geometry = nib.load(out / "ct_000.nii.gz")
     assert nib.aff2axcodes(geometry.affine) == ("R", "A", "S") and np.allclose(geometry.header.get_zooms(), 4.0)
+    # a synthetic dataset of image + label pairs (synthesize.json on top): its datalist lists both for each sample
+    dataset = tmp_path / "dataset"
+    ok(run_bundle(CT, "synthesize", [*infer, "synthesize.json"], "--dataset_dir", str(data), "--ckpt_dir", str(ckpt),
+                  "--output_dir", str(dataset), "--label_files", label_files, "--privacy_audit", "false",
+                  *CT_TINY))  # fmt: skip
+    entries = load_decathlon_datalist(str(dataset / "datalist.json"), base_dir=str(dataset))
+    assert len(entries) == 2 and all(set(e) == {"image", "label"} for e in entries)
+    for entry, (img, lab) in zip(entries, [(img0, lab0), (img1, lab1)]):
+        pair_img, pair_lab = nib.load(entry["image"]), nib.load(entry["label"])
+        assert np.allclose(pair_img.affine, pair_lab.affine) and np.array_equal(np.asarray(pair_lab.dataobj), lab)
+        assert np.allclose(pair_img.get_fdata(), img)  # the same seeds and label maps as the inference above
 
 
 @pytest.mark.slow
