@@ -343,3 +343,18 @@ def test_batch_action_label_model_pairs(server):
         label = np.asarray(nib.load(str(server.studies / "labels" / "final" / f"{image_id}.nii.gz")).dataobj)
         source = np.asarray(nib.load(str(server.studies / "labels" / "final" / f"{CT_STUDY}.nii.gz")).dataobj)
         np.testing.assert_array_equal(label, source)  # generated from the real volume's label map
+    # thresholds above every distance flag every sample: each seed is redrawn, then the pair is dropped
+    strict = {**params, "seed": 8, "privacy_thresholds": {"global": 2.0, "local": 2.0}}
+    r = requests.post(
+        f"{server.url}/batch/infer/synthesize",
+        params={"images": "labeled", "run_sync": "true"},
+        json=strict,
+        timeout=300,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == [] and r.json()["dropped"] == ["synthetic_ct_label_tiny_000008"]
+    assert len(set(r.json()["rejected_seeds"])) == 4 and 8 in r.json()["rejected_seeds"]
+    assert "synthetic_ct_label_tiny_000008" not in server.get("/datastore/", params={"output": "all"}).json()["objects"]
+    bad = {**params, "seed": 9, "privacy_thresholds": {"global": 0.1}}
+    r = requests.post(f"{server.url}/batch/infer/synthesize", params={"run_sync": "true"}, json=bad, timeout=60)
+    assert r.status_code == 400 and "'privacy_thresholds' must be" in _detail(r)

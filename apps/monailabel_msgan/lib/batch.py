@@ -120,6 +120,27 @@ def make_pair_checked(
     return image_file, label_file, tried
 
 
+def privacy_thresholds(request: Mapping[str, Any]) -> dict[str, float] | None:
+    """The request's ``privacy_thresholds`` (``{"global": g, "local": l}``, distances in (0, 2]) or None.
+
+    Raises:
+        RequestError: 400 when it is not such an object.
+    """
+    value = request.get("privacy_thresholds")
+    if value is None:
+        return None
+    try:
+        out = {k: float(value[k]) for k in ("global", "local")}
+        ok = set(value) == {"global", "local"} and all(0 < v <= 2 for v in out.values())
+    except (TypeError, KeyError, ValueError):
+        ok = False
+    if not ok:
+        raise RequestError(
+            f'\'privacy_thresholds\' must be {{"global": g, "local": l}} with distances in (0, 2], got {value!r}.'
+        )
+    return out
+
+
 class SyntheticPairs(BatchInferTask):
     """Adds ``num_pairs`` synthetic image+label pairs to the datastore.
 
@@ -129,6 +150,14 @@ class SyntheticPairs(BatchInferTask):
     dimension among ``images``, taken in turn. Each pair is added as image ``synthetic_<model>_<seed>`` with its label
     (tag ``final``); both carry ``"synthetic": true``, the model and the seed in their datastore info. Ids that
     already exist are refused before anything is generated.
+
+    Privacy: every generated image is checked, on the grid it is stored on, by a
+    :class:`~monai_msgan.privacy.PrivacyAudit` of the model's training images (:func:`model_training_images`; the
+    datastore's real images of its dimension for a model trained elsewhere), with the audit's calibrated thresholds
+    or the request's ``privacy_thresholds``. A flagged image is made again with a new seed (up to
+    :data:`MAX_REDRAWS` times, seed ``s + j * REDRAW_STRIDE``); a pair whose every seed is flagged is dropped
+    (``dropped`` in the response). The check of the image that was kept (distances, thresholds, nearest training
+    image, rejected seeds) goes into the ``privacy`` entry of the pair's datastore info.
 
     Args:
         models: the app's models by name.
@@ -173,7 +202,8 @@ class SyntheticPairs(BatchInferTask):
             raise RequestError(f"the datastore already has {taken}; choose another 'seed'.", status_code=409)
         gen = load_generator(model, request_device(request))
         t0 = time.perf_counter()
-        audit, reference = self.privacy_audit(model, [path for path, _ in sources])
+        thresholds = privacy_thresholds(request)
+        audit, reference = self.privacy_audit(model, [path for path, _ in sources], thresholds)
         info = {"synthetic": True, "generator": f"monai-msgan {monai_msgan.__version__}", "model": model.name}
         added, used, dropped, rejected = [], [], [], []
         with tempfile.TemporaryDirectory(prefix="msgan_pairs_") as tmp:
@@ -213,16 +243,22 @@ class SyntheticPairs(BatchInferTask):
         }
 
     @staticmethod
-    def privacy_audit(model: GeneratorModel, sources: list[str]) -> tuple[PrivacyAudit, str]:
+    def privacy_audit(
+        model: GeneratorModel, sources: list[str], thresholds: dict[str, float] | None = None
+    ) -> tuple[PrivacyAudit, str]:
         """The :class:`PrivacyAudit` of the model's training images (those the app last trained it on), or of the
         datastore's real labelled images of its dimension (``sources``) for a model trained elsewhere; and which of
-        the two it is (``"model training images"`` / ``"datastore images"``)."""
+        the two it is (``"model training images"`` / ``"datastore images"``). ``thresholds`` replace the audit's
+        calibrated ones."""
         training = model_training_images(model)
         reference = "model training images" if training else "datastore images"
         paths = training or sources
         try:
             audit = PrivacyAudit(
-                ImageFiles(paths), names=[Path(p).name for p in paths], spatial_dims=model.spatial_dims
+                ImageFiles(paths),
+                names=[Path(p).name for p in paths],
+                spatial_dims=model.spatial_dims,
+                thresholds=thresholds,
             )
         except (ValueError, FileNotFoundError) as e:
             raise RequestError(f"the privacy audit of model '{model.name}' cannot index its {reference}: {e}") from e
