@@ -248,6 +248,11 @@ def test_label_model_synthesizes_and_translates_label_maps(server, tmp_path):
     r = server.infer("translate", CT_UNLABELLED, {"generator": "ct_label_tiny", "seed": 0}, label=drawn)
     boxed = np.asarray(_nifti(r, tmp_path / "t.nii.gz").dataobj).astype(np.float32)
     assert boxed.shape == CT_STUDY_SIZE and np.abs(boxed - out[0]).mean() > 0.5  # same seed, other label map
+    # label values the model's label layer does not know (2 classes: 0 and 1) are refused with the transform's words
+    box[12:20, 12:20, 10:20] = 3
+    nib.save(nib.Nifti1Image(box, source.affine), str(drawn))
+    r = server.infer("translate", CT_UNLABELLED, {"generator": "ct_label_tiny"}, label=drawn)
+    assert r.status_code == 400 and "cannot use the label map" in _detail(r) and "values [3]" in _detail(r), r.text
     # an image without a label map cannot be synthesized from its label map
     r = server.infer("synthesize", CT_UNLABELLED, {"generator": "ct_label_tiny"})
     assert r.status_code == 400 and "needs a label map" in _detail(r)
