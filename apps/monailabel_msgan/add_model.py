@@ -13,6 +13,12 @@
 
     python apps/monailabel_msgan/add_model.py --bundle bundles/xray_msgan_2d --name xray_sketch \
         --layers quick.json sketch.json [--checkpoints outputs/sketch/models] [--override '{"num_iterations": 50}']
+    python apps/monailabel_msgan/add_model.py --bundle bundles/ct_msgan_3d --name ct_labels --layers quick.json \
+        --labels [--label-classes 2]
+
+``--labels`` layers the bundle's label-map conditioning (``configs/labels.json``) last, so the model generates from
+a label map (the datastore's label of an image); ``--label-classes N`` takes label values 0..N-1 as they are (no
+remapping, e.g. a body mask with 2) instead of the bundle's ``label_mapping``.
 
 The folder ``<model-dir>/<name>/`` gets a copy of the bundle's ``configs/``, a ``configs/monailabel.json`` naming the
 layers (``train.json`` or ``inference.json`` first, then ``--layers``) and ``--override``, and, with
@@ -29,6 +35,7 @@ import sys
 from pathlib import Path
 
 APP_CONFIG = "monailabel.json"  # lib.models.APP_CONFIG (this script runs without MONAI Label installed)
+LABEL_LAYER = "labels.json"  # a bundle's label-map conditioning layer
 
 
 def add_model(
@@ -39,13 +46,28 @@ def add_model(
     overrides: dict | None = None,
     checkpoints: Path | None = None,
     condition: str | None = None,
+    labels: bool = False,
+    label_classes: int | None = None,
 ) -> Path:
     """Create ``model_dir/name`` (see the module docstring); returns its path.
 
     Raises:
         FileExistsError: when the folder exists.
         FileNotFoundError: when the bundle, a layer or the checkpoint folder is missing.
+        ValueError: ``label_classes`` without ``labels`` or below 2, or ``labels`` with another ``condition``.
     """
+    overrides = dict(overrides or {})
+    if labels:
+        if condition not in (None, "label"):
+            raise ValueError(f"--labels makes a label-map model, not a '{condition}' one.")
+        layers = [*[x for x in layers if x != LABEL_LAYER], LABEL_LAYER]
+        condition = "label"
+        if label_classes is not None:
+            if label_classes < 2:
+                raise ValueError(f"--label-classes must be at least 2 (background and one class), got {label_classes}.")
+            overrides = {"label_num_classes": int(label_classes), "label_mapping": None, **overrides}
+    elif label_classes is not None:
+        raise ValueError("--label-classes needs --labels.")
     configs = bundle / "configs"
     for layer in ["train.json", "inference.json", *layers]:
         if not (configs / layer).is_file():
@@ -61,7 +83,7 @@ def add_model(
     settings = {
         "train": ["train.json", *layers],
         "infer": ["inference.json", *layers],
-        "overrides": overrides or {},
+        "overrides": overrides,
     }
     if condition:
         settings["condition"] = condition
@@ -83,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--override", default="{}", help="JSON object of config overrides, e.g. '{\"num_iterations\": 50}'")
     p.add_argument("--checkpoints", type=Path, help="ckpt_dir of a trained run to copy into the model")
     p.add_argument("--condition", choices=["none", "sketch", "label"], help="default: from the configs")
+    p.add_argument("--labels", action="store_true", help="layer configs/labels.json: a label-map model")
+    p.add_argument("--label-classes", type=int, help="with --labels: label values 0..N-1 used as they are")
     p.add_argument("--model-dir", type=Path, default=Path(__file__).resolve().parent / "model")
     args = p.parse_args(argv)
     try:
@@ -90,7 +114,15 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(overrides, dict):
             raise ValueError("it is not a JSON object")
         path = add_model(
-            args.bundle, args.name, args.model_dir, args.layers, overrides, args.checkpoints, args.condition
+            args.bundle,
+            args.name,
+            args.model_dir,
+            args.layers,
+            overrides,
+            args.checkpoints,
+            args.condition,
+            args.labels,
+            args.label_classes,
         )
     except (ValueError, OSError) as e:
         print(f"add_model: {e}", file=sys.stderr)

@@ -78,12 +78,14 @@ TINY_3D = {
 }
 #: The CT study: the demo CT downsampled about 10x (int16 HU), labelled with its body mask.
 CT_STUDY = "ct_demo"
+#: The same volume without a label, for the label-map model's error.
+CT_UNLABELLED = "ct_demo_unlabelled"
 CT_STUDY_SIZE = (36, 36, 33)
 
 
 def make_ct_study(ct_dir: Path, out: Path) -> Path:
     """A downsampled copy of the demo CT (int16 HU, geometry scaled to the new grid) and its body mask (HU > -500)
-    as its final label, in the studies folder ``out``."""
+    as its final label, and the same volume without a label, in the studies folder ``out``."""
     import nibabel as nib
     import torch
     from monai.transforms import Resize
@@ -94,6 +96,7 @@ def make_ct_study(ct_dir: Path, out: Path) -> Path:
     affine = src.affine.copy()
     affine[:, :3] = affine[:, :3] * (np.array(data.shape) / np.array(CT_STUDY_SIZE))[None, :]
     nib.save(nib.Nifti1Image(np.round(small).astype(np.int16), affine), str(out / f"{CT_STUDY}.nii.gz"))
+    nib.save(nib.Nifti1Image(np.round(small).astype(np.int16), affine), str(out / f"{CT_UNLABELLED}.nii.gz"))
     mask = (small > -500).astype(np.uint8)
     nib.save(nib.Nifti1Image(mask, affine), str(out / "labels" / "final" / f"{CT_STUDY}.nii.gz"))
     return out

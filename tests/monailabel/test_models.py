@@ -80,3 +80,26 @@ def test_models_found_missing_and_broken(tmp_path):
         resolve_model(models, {"generator": "plain"})
     assert e.value.status_code == 409
     assert resolve_model(models, {"generator": "plain"}, ready=False).name == "plain"
+
+
+def test_add_model_label_layer(tmp_path):
+    ct_bundle = REPO_ROOT / "bundles" / "ct_msgan_3d"
+    path = add_model(ct_bundle, "labels", tmp_path, ["quick.json", "labels.json"], labels=True, label_classes=2)
+    settings = json.loads((path / "configs" / "monailabel.json").read_text())
+    assert settings["infer"] == ["inference.json", "quick.json", "labels.json"]  # the label layer once, last
+    assert settings["condition"] == "label"
+    assert settings["overrides"] == {"label_num_classes": 2, "label_mapping": None}
+    model = find_models(tmp_path, "labels")["labels"]
+    assert model.error is None and model.condition == "label" and model.spatial_dims == 3
+    # the bundle's own label mapping when no class count is given; the configs alone make it a label model
+    path = add_model(ct_bundle, "mapped", tmp_path, ["quick.json"], labels=True)
+    settings = json.loads((path / "configs" / "monailabel.json").read_text())
+    settings.pop("condition")
+    (path / "configs" / "monailabel.json").write_text(json.dumps(settings))
+    assert settings["overrides"] == {} and find_models(tmp_path, "mapped")["mapped"].condition == "label"
+    with pytest.raises(ValueError, match="--label-classes needs --labels"):
+        add_model(ct_bundle, "bad", tmp_path, [], label_classes=2)
+    with pytest.raises(ValueError, match="not a 'sketch' one"):
+        add_model(ct_bundle, "bad", tmp_path, [], labels=True, condition="sketch")
+    with pytest.raises(ValueError, match="at least 2"):
+        add_model(ct_bundle, "bad", tmp_path, [], labels=True, label_classes=1)

@@ -43,6 +43,7 @@ from tests.monailabel.conftest import (  # noqa: E402
     APP_DIR,
     CT_STUDY,
     CT_STUDY_SIZE,
+    CT_UNLABELLED,
     REPO_ROOT,
     STUDY_IMAGES,
     STUDY_SIZE,
@@ -113,6 +114,8 @@ def server(tmp_path_factory, demo_dir, ct_demo_dir):
     add_model(BUNDLE, "xray_tiny", model_dir, ["quick.json"], TINY_2D)
     add_model(BUNDLE, "xray_sketch_tiny", model_dir, ["quick.json", "sketch.json"], TINY_2D)
     add_model(CT_BUNDLE, "ct_tiny", model_dir, ["quick.json"], TINY_3D)
+    # label-map conditioning (configs/labels.json) on the study's body mask: two classes, values used as they are
+    add_model(CT_BUNDLE, "ct_label_tiny", model_dir, ["quick.json"], TINY_3D, labels=True, label_classes=2)
     port = _free_port()
     log = root / "server.log"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
@@ -158,10 +161,11 @@ def _detail(response: requests.Response) -> str:
 def test_info_lists_models_and_untrained_ones_fail_clearly(server):
     info = server.get("/info/").json()
     assert {"synthesize", "translate"} <= set(info["models"])
-    assert set(info["trainers"]) == {"xray_tiny", "xray_sketch_tiny", "ct_tiny"}
+    assert set(info["trainers"]) == {"xray_tiny", "xray_sketch_tiny", "ct_tiny", "ct_label_tiny"}
     gens = info["models"]["synthesize"]["generators"]
     assert gens["xray_sketch_tiny"]["condition"] == "sketch" and gens["xray_tiny"]["condition"] == "none"
-    for name, dims in (("xray_tiny", 2), ("xray_sketch_tiny", 2), ("ct_tiny", 3)):
+    assert gens["ct_label_tiny"]["condition"] == "label"
+    for name, dims in (("xray_tiny", 2), ("xray_sketch_tiny", 2), ("ct_tiny", 3), ("ct_label_tiny", 3)):
         assert gens[name]["ready"] is False and "not trained" in gens[name]["error"]
         assert info["generators"][name]["dimension"] == dims
     r = server.infer("synthesize", SKETCHED, {"generator": "xray_tiny"})
@@ -185,6 +189,9 @@ def test_train_writes_checkpoints_reports_progress_and_resumes(server):
     stats = server.get("/info/").json()["train_stats"]["ct_tiny"]
     assert stats["status"] == "DONE" and stats["images"] == 1
     assert (server.model_dir / "ct_tiny" / "models" / "scale_1" / "generator.pt").is_file()
+    server.train("ct_label_tiny", {"device": "cpu"})  # conditioned on the volume's label map (its body mask)
+    stats = server.get("/info/").json()["train_stats"]["ct_label_tiny"]
+    assert stats["status"] == "DONE" and stats["images"] == 1
 
 
 def test_synthesize_returns_nifti_in_input_geometry(server, tmp_path):
@@ -219,6 +226,36 @@ def test_synthesize_ct_volume(server, tmp_path):
         assert data.min() >= -1024 and data.max() <= 3071 and data.std() > 1
         out.append(data.astype(np.float32))
     assert np.abs(out[0] - out[1]).mean() > 0.5
+
+
+def test_label_model_synthesizes_and_translates_label_maps(server, tmp_path):
+    source = nib.load(str(server.studies / f"{CT_STUDY}.nii.gz"))
+    out = {}
+    for seed in (0, 1):  # synthesize: from the image's own label map (its body mask in the datastore)
+        img = _nifti(
+            server.infer("synthesize", CT_STUDY, {"generator": "ct_label_tiny", "seed": seed}), tmp_path / "l.nii.gz"
+        )
+        data = np.asarray(img.dataobj)
+        assert data.shape == CT_STUDY_SIZE and data.dtype == np.int16
+        assert np.allclose(img.affine, source.affine, atol=1e-4) and data.min() >= -1024 and data.max() <= 3071
+        out[seed] = data.astype(np.float32)
+    assert np.abs(out[0] - out[1]).mean() > 0.5
+    # translate: a drawn label map (a box of "body" in the middle), uploaded; another drawing, another image
+    box = np.zeros(CT_STUDY_SIZE, np.uint8)
+    box[10:26, 10:26, 8:25] = 1
+    drawn = tmp_path / "box.nii.gz"
+    nib.save(nib.Nifti1Image(box, source.affine), str(drawn))
+    r = server.infer("translate", CT_UNLABELLED, {"generator": "ct_label_tiny", "seed": 0}, label=drawn)
+    boxed = np.asarray(_nifti(r, tmp_path / "t.nii.gz").dataobj).astype(np.float32)
+    assert boxed.shape == CT_STUDY_SIZE and np.abs(boxed - out[0]).mean() > 0.5  # same seed, other label map
+    # label values the model's label layer does not know (2 classes: 0 and 1) are refused with the transform's words
+    box[12:20, 12:20, 10:20] = 3
+    nib.save(nib.Nifti1Image(box, source.affine), str(drawn))
+    r = server.infer("translate", CT_UNLABELLED, {"generator": "ct_label_tiny"}, label=drawn)
+    assert r.status_code == 400 and "cannot use the label map" in _detail(r) and "values [3]" in _detail(r), r.text
+    # an image without a label map cannot be synthesized from its label map
+    r = server.infer("synthesize", CT_UNLABELLED, {"generator": "ct_label_tiny"})
+    assert r.status_code == 400 and "needs a label map" in _detail(r)
 
 
 def test_translate_sketch_to_image(server, tmp_path):
@@ -265,13 +302,23 @@ def test_batch_action_adds_synthetic_pairs(server):
     params = {"generator": "xray_sketch_tiny", "num_pairs": 3, "seed": 100, "device": "cpu"}
     r = requests.post(url, params={"images": "labeled", "run_sync": "true"}, json=params, timeout=300)
     assert r.status_code == 200, r.text
-    added = r.json()["added"]
-    assert added == [f"synthetic_xray_sketch_tiny_{s:06d}" for s in (100, 101, 102)]
+    result = r.json()
+    added = result["added"]
+    assert sorted(added + result["dropped"]) == [f"synthetic_xray_sketch_tiny_{s:06d}" for s in (100, 101, 102)]
+    assert (
+        added and result["privacy"]["num_training"] == 3 and result["privacy"]["reference"] == "model training images"
+    )
     store = server.get("/datastore/", params={"output": "all"}).json()["objects"]
     for image_id in added:
         entry = store[image_id]
         assert entry["image"]["info"]["synthetic"] is True and entry["image"]["info"]["seed"] >= 100
         assert entry["labels"]["final"]["info"]["synthetic"] is True
+        # the privacy audit against the model's training images: an added pair is never flagged
+        privacy = entry["image"]["info"]["privacy"]
+        assert privacy["flagged"] is False and privacy["num_training"] == 3
+        assert privacy["global_distance"] is None or privacy["global_distance"] >= privacy["thresholds"]["global"]
+        assert privacy["nearest_training"] in {f"{name}.nii.gz" for name in STUDY_IMAGES[:-1]}
+        assert entry["labels"]["final"]["info"]["privacy"] == privacy
         image = nib.load(str(server.studies / f"{image_id}.nii.gz"))
         label = nib.load(str(server.studies / "labels" / "final" / f"{image_id}.nii.gz"))
         assert image.shape == label.shape == STUDY_SIZE and np.allclose(image.affine, label.affine)
@@ -282,3 +329,37 @@ def test_batch_action_adds_synthetic_pairs(server):
     assert many.status_code == 400 and "'num_pairs' must be between 1 and 100" in _detail(many)
     plain = requests.post(url, params={"run_sync": "true"}, json={**params, "generator": "xray_tiny"}, timeout=60)
     assert plain.status_code == 400 and "unconditional" in _detail(plain)
+
+
+def test_batch_action_label_model_pairs(server):
+    params = {"generator": "ct_label_tiny", "num_pairs": 1, "seed": 7, "device": "cpu"}
+    r = requests.post(
+        f"{server.url}/batch/infer/synthesize",
+        params={"images": "labeled", "run_sync": "true"},
+        json=params,
+        timeout=300,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] + r.json()["dropped"] == ["synthetic_ct_label_tiny_000007"]
+    for image_id in r.json()["added"]:
+        info = server.get("/datastore/", params={"output": "all"}).json()["objects"][image_id]["image"]["info"]
+        assert info["synthetic"] is True and info["condition"] == "label" and info["privacy"]["flagged"] is False
+        assert info["privacy"]["nearest_training"] == f"{CT_STUDY}.nii.gz"
+        label = np.asarray(nib.load(str(server.studies / "labels" / "final" / f"{image_id}.nii.gz")).dataobj)
+        source = np.asarray(nib.load(str(server.studies / "labels" / "final" / f"{CT_STUDY}.nii.gz")).dataobj)
+        np.testing.assert_array_equal(label, source)  # generated from the real volume's label map
+    # thresholds above every distance flag every sample: each seed is redrawn, then the pair is dropped
+    strict = {**params, "seed": 8, "privacy_thresholds": {"global": 2.0, "local": 2.0}}
+    r = requests.post(
+        f"{server.url}/batch/infer/synthesize",
+        params={"images": "labeled", "run_sync": "true"},
+        json=strict,
+        timeout=300,
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["added"] == [] and r.json()["dropped"] == ["synthetic_ct_label_tiny_000008"]
+    assert len(set(r.json()["rejected_seeds"])) == 4 and 8 in r.json()["rejected_seeds"]
+    assert "synthetic_ct_label_tiny_000008" not in server.get("/datastore/", params={"output": "all"}).json()["objects"]
+    bad = {**params, "seed": 9, "privacy_thresholds": {"global": 0.1}}
+    r = requests.post(f"{server.url}/batch/infer/synthesize", params={"run_sync": "true"}, json=bad, timeout=60)
+    assert r.status_code == 400 and "'privacy_thresholds' must be" in _detail(r)

@@ -164,7 +164,9 @@ class GeneratorModel:
         self.num_scales = int(parser.get_parsed_content("num_scales"))
         self.image_size = [int(s) for s in parser.get_parsed_content("image_size")]
         condition_key = parser.get_parsed_content("condition_key")
-        default = "none" if not condition_key else "label" if condition_key == "label" else "sketch"
+        # the label layer (configs/labels.json) encodes the datalist's ``label`` into its own condition_key
+        labelled = condition_key == "label" or "label_preprocessing" in parser
+        default = "none" if not condition_key else "label" if labelled else "sketch"
         self.condition = settings.get("condition", default)
         if self.condition not in CONDITIONS:
             raise ValueError(f"{settings_file}: 'condition' must be one of {CONDITIONS}, got {self.condition!r}.")

@@ -155,9 +155,22 @@ def model_grid(
         entry["label"] = label_path
     item: Any = entry
     # the bundle's preprocessing, keeping MONAI's metadata (its EnsureTyped drops it) to know the model grid's affine
-    for transform in gen.preprocessing.transforms:
-        if not isinstance(transform, EnsureTyped):
-            item = transform(item)
+    try:
+        for transform in gen.preprocessing.transforms:
+            if not isinstance(transform, EnsureTyped):
+                item = transform(item)
+    except Exception as e:
+        if model.condition != "label":
+            raise
+        # a label map the model's label layer cannot encode (values outside its mapping or classes): the input's fault;
+        # MONAI wraps a transform's error ("applying transform ..."), so report the original one
+        cause: BaseException = e
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        raise RequestError(
+            f"model '{model.name}' cannot use the label map {label_path} of the image {image_path}: "
+            f"{type(cause).__name__}: {cause}"
+        ) from e
     grid = item["image"]
     if not isinstance(grid, MetaTensor) or list(grid.shape[1:]) != model.image_size:
         raise RuntimeError(
