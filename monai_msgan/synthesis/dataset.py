@@ -44,17 +44,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from monai.utils import optional_import
 
 import monai_msgan
 from monai_msgan.data.dicom_writer import write_ct_series, write_radiograph_dicom
 from monai_msgan.data.io import mid_planes, read_json, save_nifti, save_png_preview, write_json
+from monai_msgan.privacy import PrivacyAudit
 from monai_msgan.synthesis.generate import SampleGeneration
 from monai_msgan.utils.atomic import atomic_path
 from monai_msgan.utils.checkpoints import generator_path
 from monai_msgan.utils.flags import ensure_bool
 
-__all__ = ["SyntheticDataset", "merge_dataset", "resolve_shard", "shard_device", "OUTPUT_FORMATS"]
+__all__ = ["SyntheticDataset", "merge_dataset", "resolve_shard", "OUTPUT_FORMATS"]
 
 OUTPUT_FORMATS = ("nifti", "png", "dicom")
 JOB_FILE = "job.json"
@@ -93,14 +93,6 @@ def resolve_shard(shard: Sequence[int] | None = None) -> tuple[int, int]:
     if count < 1 or not 0 <= index < count:
         raise ValueError(f"{source} gives shard {index} of {count}; the index must be in [0, {count}).")
     return index, count
-
-
-def shard_device() -> torch.device:
-    """The device of this process: ``cuda:<LOCAL_RANK>`` under torchrun (``cuda:0`` without it) when CUDA is
-    available, so that ``torchrun --nproc_per_node N`` puts one shard on each GPU; else the CPU."""
-    if not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}")
 
 
 def _sha256(path: Path) -> str:
@@ -252,14 +244,6 @@ class SyntheticDataset:
                 f"privacy_audit needs the model's training datalist, but training_datalist={training_datalist} "
                 "is not a file; pass --training_datalist or --privacy_audit false."
             )
-        self._audit_cls = None
-        if self.privacy_audit:  # fail before anything is generated
-            self._audit_cls, ok = optional_import("monai_msgan.privacy", name="PrivacyAudit")
-            if not ok:
-                raise ImportError(
-                    "privacy_audit needs monai_msgan.privacy, which cannot be imported here; "
-                    "pass --privacy_audit false to make the dataset without the audit."
-                )
         self.privacy_held_out = privacy_held_out
         if privacy_max_attempts < 1:
             raise ValueError(f"privacy_max_attempts must be at least 1, got {privacy_max_attempts}.")
@@ -408,7 +392,7 @@ class SyntheticDataset:
         if self._audit is None:
             datalist = read_json(self.training_datalist)
             held_out = self.privacy_held_out if datalist.get(self.privacy_held_out or "") else None
-            self._audit = self._audit_cls.from_datalist(
+            self._audit = PrivacyAudit.from_datalist(
                 str(self.training_datalist), spatial_dims=self.spatial_dims, key="image", held_out=held_out
             )
             self._training_files = _datalist_files(self.training_datalist)

@@ -41,9 +41,10 @@ def rank_and_world() -> tuple[int, int]:
 
 
 def distributed_device() -> torch.device:
-    """The device of this process: ``cuda:LOCAL_RANK`` when CUDA is available, else the CPU."""
+    """The device of this process: ``cuda:LOCAL_RANK`` (modulo the visible GPUs; ``cuda:0`` without torchrun) when
+    CUDA is available, else the CPU."""
     if torch.cuda.is_available():
-        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}")
+        return torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0)) % torch.cuda.device_count()}")
     return torch.device("cpu")
 
 

@@ -27,13 +27,12 @@ import torch
 from monai.bundle import ConfigParser
 from monai.data import CacheDataset, load_decathlon_datalist
 from monai.transforms import LoadImage, LoadImaged
-from monai.utils import optional_import
 from PIL import Image
 
 from monai_msgan.data import radiograph_affine
 from monai_msgan.synthesis import MultiScaleSynthesizer, SampleGeneration, SyntheticDataset, merge_dataset
-from monai_msgan.synthesis.dataset import SYNTHETIC_NOTICE, resolve_shard, shard_device
-from monai_msgan.utils import generator_path, save_weights
+from monai_msgan.synthesis.dataset import SYNTHETIC_NOTICE, resolve_shard
+from monai_msgan.utils import distributed_device, generator_path, save_weights
 from tests.conftest import REPO_ROOT
 from tests.synthesis.test_generate import _bounded
 
@@ -243,19 +242,9 @@ def test_disk_buffer_streams_the_same_samples(tmp_path):
         SyntheticDataset(_generation(tmp_path / "x", output_buffer="disk"), output_format="dicom")
 
 
-@pytest.mark.skipif(
-    optional_import("monai_msgan.privacy", name="PrivacyAudit")[1], reason="only without monai_msgan.privacy"
-)
-def test_without_the_audit_module_an_audit_is_refused_before_generating(tmp_path):
-    (tmp_path / "datalist.json").write_text('{"training": []}')
-    with pytest.raises(ImportError, match="--privacy_audit false"):
-        SyntheticDataset(_generation(tmp_path / "out"), training_datalist=tmp_path / "datalist.json")
-    assert not (tmp_path / "out").exists()
-
-
 def test_each_torchrun_process_takes_its_own_device(monkeypatch):
     monkeypatch.setenv("LOCAL_RANK", "1")
     if torch.cuda.is_available():
-        assert shard_device() == torch.device(f"cuda:{1 % torch.cuda.device_count()}")
+        assert distributed_device() == torch.device(f"cuda:{1 % torch.cuda.device_count()}")
     else:
-        assert shard_device() == torch.device("cpu")
+        assert distributed_device() == torch.device("cpu")

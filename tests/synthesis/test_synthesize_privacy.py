@@ -17,14 +17,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from monai.utils import optional_import
 
 from monai_msgan.data import write_json
 from monai_msgan.synthesis import SyntheticDataset
 from tests.synthesis.test_synthesize import _generation
-
-_, HAS_PRIVACY = optional_import("monai_msgan.privacy", name="PrivacyAudit")
-pytestmark = pytest.mark.skipif(not HAS_PRIVACY, reason="monai_msgan.privacy (the privacy audit) is not installed")
 
 
 @pytest.fixture(scope="module")
