@@ -150,7 +150,8 @@ def make(method, model, patch, device, args):
     amp = cuda if args.amp == "auto" else args.amp == "on"
     low = "bfloat16" if amp else "float32"
     fast = {"batch_invariant": False, "sw_batch_size": args.sw_batch_size, "channels_last": True,
-            "amp": amp, "amp_dtype": "bfloat16", "cudnn_benchmark": cuda, "compile": args.compile}  # fmt: skip
+            "amp": amp, "amp_dtype": "bfloat16", "cudnn_benchmark": cuda, "compile": args.compile,
+            "reuse_host_memory": True}  # fmt: skip
     if method == "ours":
         synth = MultiScaleSynthesizer(model, patch, device=device, **fast)
         return lambda sizes, seed: synth(sizes[-1], seed), synth.overlap, low

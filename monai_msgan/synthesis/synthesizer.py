@@ -28,6 +28,7 @@ from monai_msgan.synthesis.noise import positional_noise, window_noise
 from monai_msgan.synthesis.streaming import upsampled_window
 from monai_msgan.transforms.pyramid import DOWNSAMPLE_MODES, ScalePyramid
 from monai_msgan.utils.flags import ensure_bool
+from monai_msgan.utils.host_memory import keep_freed_host_memory
 from monai_msgan.utils.scales import ensure_size, scale_sizes
 
 tqdm, _has_tqdm = optional_import("tqdm", name="tqdm")
@@ -111,6 +112,10 @@ class MultiScaleSynthesizer:
         compile: ``torch.compile`` the scale networks with this mode (``"default"``, ``"reduce-overhead"`` = CUDA
             graphs, ``"max-autotune"``, ...); None = eager. Pays off for many images of one size, since every new
             window shape compiles once.
+        reuse_host_memory: make the C library keep freed host memory for the next window batch instead of
+            returning it to the system (:func:`~monai_msgan.utils.host_memory.keep_freed_host_memory`; glibc only):
+            about 1.3 times faster convolutions on a CPU, same results. Process-wide and permanent: the process no
+            longer gives memory back after a peak, so leave it off in long-lived servers.
     """
 
     def __init__(
@@ -137,6 +142,7 @@ class MultiScaleSynthesizer:
         channels_last: bool = False,
         cudnn_benchmark: bool = False,
         compile: str | None = None,
+        reuse_host_memory: bool = False,
     ) -> None:
         self.device = torch.device(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
         self.generator = generator.to(self.device).eval()
@@ -189,6 +195,9 @@ class MultiScaleSynthesizer:
         if compile is not None and compile not in _COMPILE_MODES:
             raise ValueError(f"compile must be null or one of {_COMPILE_MODES}, got {compile!r}.")
         self.compile = compile
+        self.reuse_host_memory = ensure_bool(reuse_host_memory, "reuse_host_memory")
+        if self.reuse_host_memory:
+            keep_freed_host_memory()
         self._compiled: dict[int, Callable] = {}
         self.logger = logging.getLogger(__name__)
 

@@ -39,6 +39,7 @@ from monai_msgan.utils.distributed import (
     unwrap,
 )
 from monai_msgan.utils.flags import ensure_bool
+from monai_msgan.utils.host_memory import keep_freed_host_memory
 from monai_msgan.utils.scales import SCALE_FACTOR, ensure_size, scale_sizes
 from monai_msgan.utils.validation import ConfigurationError, ensure_int, ensure_number
 
@@ -64,6 +65,7 @@ __all__ = [
     "gather_to_first",
     "generator_path",
     "init_distributed",
+    "keep_freed_host_memory",
     "load_weights",
     "rank_and_world",
     "rank_barrier",

@@ -47,7 +47,8 @@ class LoadedGenerator:
     """
 
     def __init__(self, model: GeneratorModel, device: torch.device) -> None:
-        parser = model.parser("infer", {"device": f"$torch.device('{device}')"})
+        # a long-lived server: let the C library give memory back after each request (see reuse_host_memory)
+        parser = model.parser("infer", {"device": f"$torch.device('{device}')", "reuse_host_memory": False})
         self.model = model
         self.synthesizer = parser.get_parsed_content("synthesizer")
         self.synthesizer.generator.load_checkpoints(model.ckpt_dir)
