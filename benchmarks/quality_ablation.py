@@ -160,6 +160,11 @@ ROWS: dict[str, dict] = {
         "layers": [],
         "set": {"base_output_activation": "clamp"},
     },
+    "full + coverage term": {
+        "about": "train.json with the mode coverage term, weight 3",
+        "layers": [],
+        "set": {"coverage_weight": 3.0},
+    },
     "low-res GAN + learned SR": {
         "about": "full recipe's base; patch nets trained with L1 only",
         "layers": [],
