@@ -115,7 +115,8 @@ class MultiScaleSynthesizer:
         reuse_host_memory: make the C library keep freed host memory for the next window batch instead of
             returning it to the system (:func:`~monai_msgan.utils.host_memory.keep_freed_host_memory`; glibc only):
             about 1.3 times faster convolutions on a CPU, same results. Process-wide and permanent: the process no
-            longer gives memory back after a peak, so leave it off in long-lived servers.
+            longer gives memory back after a peak, and its peak grows where allocation sizes vary, so use it for
+            one-shot runs of one output size, not in long-lived servers.
     """
 
     def __init__(

@@ -16,9 +16,11 @@ windows of 64³ with 16 channels, 134 MB each). glibc's ``malloc`` serves alloca
 most 32 MiB by default) with fresh ``mmap`` pages and unmaps them on ``free``, so every batch touches all of its
 memory for the first time again and pays a page fault per 4 KiB page. Raising the mmap and trim thresholds keeps
 freed blocks in the heap, where the next batch reuses them: the CT patch generator on 8 windows of 64³ runs about
-1.3 times faster on 2 cores (0.88 s against 1.15 s per batch), with the same results. The process's peak memory
-stays about the same, but it no longer shrinks after a peak, which suits one-shot inference runs more than a
-long-lived server.
+1.3 times faster on 2 cores (0.88 s against 1.15 s per batch), with the same results. The process no longer gives
+memory back after a peak, and where allocation sizes vary (the whole-image baseline, several output sizes in one
+process) freed blocks fragment the heap and the peak grows: the whole-image generator at 1024² went over an
+address-space cap that it fits without the setting. It suits one-shot runs of one output size (the bundles leave it
+off by default), not long-lived servers.
 
 The setting is process-wide and lasts until the process ends; it is the same as starting Python with
 ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` set. Other C libraries (musl, macOS, Windows) are left as
