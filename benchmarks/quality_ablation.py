@@ -313,7 +313,7 @@ def main() -> int:
     t0 = time.perf_counter()
     tasks = {}
     for name in args.tasks:
-        work = Path(args.work_dir) / name
+        work = Path(args.work_dir).resolve() / name  # absolute: config layers are resolved against the bundle
         work.mkdir(parents=True, exist_ok=True)
         results = {r: run_row(name, r, work, args.iterations_factor, not args.reevaluate) for r in rows}
         results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -77,7 +78,30 @@ def _wait(procs: list, log_dir: Path) -> dict:
         bench = [ln for ln in text.splitlines() if ln.startswith("BENCH ")]
         rec = json.loads(bench[-1][6:]) if bench else {}
         peaks[k] = {"seconds": round(rec.get("seconds", 0.0), 1), "cuda_peak_gib": _gib(rec.get("cuda_peak_bytes"))}
+        peaks[k]["curve"] = training_curve(text)
     return peaks
+
+
+_LOGGED = re.compile(r"Iter: (\d+)/\d+ -- (.*)$")
+_VALUE = re.compile(r"(\w+): (-?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))")
+
+
+def training_curve(log_text: str, max_points: int = 60) -> list[dict]:
+    """The logged training values of a scale (``Iter: i/n -- key: value ...`` lines), at most ``max_points`` of them
+    evenly spread, the last one always kept: the augmentation probability and losses that tell a diverging
+    discriminator or an augmentation at its cap from a generator that collapsed on its own."""
+    points = []
+    for line in log_text.splitlines():
+        m = _LOGGED.search(line)
+        if not m:
+            continue
+        values = {"iteration": int(m.group(1))}
+        values.update({key: float(v) for key, v in _VALUE.findall(m.group(2))})
+        points.append(values)
+    if len(points) > max_points:
+        step = len(points) / max_points
+        points = [points[int(i * step)] for i in range(max_points - 1)] + [points[-1]]
+    return points
 
 
 def _gib(n: int | None) -> float | None:
@@ -194,6 +218,9 @@ def main() -> int:
             f"{m['intensity']['distance_to_real']}",
             flush=True,
         )
+        for k, rec in peaks.items():
+            last = rec["curve"][-1] if rec["curve"] else {}
+            print(f"    scale {k}: last logged {json.dumps(last)}", flush=True)
         if fraction >= 1.0:
             break
         left = a.budget - (time.perf_counter() - t_start) - 1.2 * eval_seconds - STARTUP_SECONDS - 10.0

@@ -87,3 +87,37 @@ def test_training_speed_times_each_scale_of_both_bundles(tmp_path):
         [sys.executable, str(BENCH / "training_speed.py"), "--output", str(out)], capture_output=True, text=True
     )
     assert again.returncode == 1 and "--overwrite" in again.stderr
+
+
+def test_training_curve_reads_the_logged_values():
+    """The training-progress benchmark keeps each scale's logged augmentation probability and losses, so that a GPU
+    run tells an augmentation at its cap or a diverging discriminator from a generator collapsing on its own."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        from training_progress import training_curve
+    finally:
+        sys.path.remove(str(BENCH))
+    lines = ["2026-12-01 02:19:44,270 - monai_msgan - INFO - training scale 0 of 0..3 for 40 iterations"]
+    for i in range(1, 101):
+        lines.append(f"2026-12-01 - INFO - Epoch: 1/1, Iter: {10 * i}/1000 -- augment_p: {i / 125:.4f} loss_d: 1e-3 ")
+    curve = training_curve("\n".join(lines), max_points=10)
+    assert len(curve) == 10 and curve[0] == {"iteration": 10, "augment_p": 0.008, "loss_d": 0.001}
+    assert curve[-1] == {"iteration": 1000, "augment_p": 0.8, "loss_d": 0.001}  # the last one is always kept
+    assert [c["iteration"] for c in curve] == sorted({c["iteration"] for c in curve})
+    assert training_curve("no training here") == []
+
+
+def test_real_diversity_splits_the_real_figure_by_group(demo_dataset, tmp_path):
+    """On the real demo images (the radiograph and three DRRs of one CT), the DRRs are far more alike than the
+    radiograph is to any of them; blurring makes every pair more alike; the overall figure lies between."""
+    out = tmp_path / "div.json"
+    size = ["--set", "image_size=[256,256]", "num_scales=2"]
+    _run("real_diversity.py", "--dataset_dir", str(demo_dataset), *size, "--group", "drr", "--blur_sizes", "32",
+         "--output", str(out))  # fmt: skip
+    result = json.loads(out.read_text())
+    assert len(result["groups"]["drr"]) == 3 and len(result["groups"]["other"]) == 1
+    loaded, blurred = result["rows"]
+    assert loaded["drr vs other"] < loaded["all pairs"] < loaded["within drr"] <= 1.0
+    assert loaded["within other"] is None  # one image: no pair
+    assert all(blurred[k] > loaded[k] for k in ("all pairs", "within drr", "drr vs other"))
+    assert "ms-ssim" in result["metric"] and result["command"].endswith(str(out))
