@@ -440,7 +440,7 @@ class SyntheticDataset:
         if gen.output_buffer == "disk":
             path = self.image_path(index)
             path.unlink(missing_ok=True)
-            planes = gen._stream_to(path, seed, condition, overwrite=True)
+            planes = gen.stream_to(path, seed, condition, overwrite=True)
             image = None
             if self.privacy_audit:
                 import nibabel as nib
@@ -448,7 +448,7 @@ class SyntheticDataset:
                 image = torch.as_tensor(np.asarray(nib.load(path).dataobj, dtype=np.float32))[None]
             return image, planes, path
         image = gen.synthesizer(gen.output_size, seed, condition, gen.roi_start, gen.roi_size)
-        gen._check_finite(image, self.image_path(index), seed)
+        gen.check_finite(image, self.image_path(index), seed)
         image = gen.to_output_range(image)
         return image, mid_planes(image), None
 
@@ -461,7 +461,7 @@ class SyntheticDataset:
         _remove_stale(self.output_dir / PREVIEWS, stem)
         self.record_path(index).unlink(missing_ok=True)  # a record of another job (overwrite)
         source, _ = divmod(index, gen.samples_per_condition)
-        condition, label = gen._condition(source)
+        condition, label = gen.condition_of(source)
         rejected = []
         timings = {"generate": 0.0, "privacy": 0.0, "write": 0.0}
         for attempt in range(self.privacy_max_attempts if self.privacy_filter else 1):

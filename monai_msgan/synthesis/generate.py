@@ -228,8 +228,13 @@ class SampleGeneration:
             image.round_()
         return image
 
-    def _condition(self, index: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """The condition of condition file ``index`` at the output size, and its label map (with ``label_key``)."""
+    def condition_of(self, index: int) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """The condition of condition file ``index`` at the output size, and its label map (with ``label_key``);
+        ``(None, None)`` without condition files.
+
+        Raises:
+            ValueError: the preprocessing made no condition (or label map), or one of another size than the output.
+        """
         if self.condition_files is None:
             return None, None
         entry = self.condition_files[index]
@@ -249,21 +254,28 @@ class SampleGeneration:
         return cond, label
 
     @staticmethod
-    def _check_finite(image: torch.Tensor, path: Path, seed: int) -> None:
+    def check_finite(image: torch.Tensor, path: Path, seed: int) -> None:
+        """Refuse an image (or a slab of one) holding NaN or infinite values before any of it is written to ``path``.
+
+        Raises:
+            NonFiniteError: naming the file and the seed.
+        """
         if not bool(torch.isfinite(image).all()):
             raise NonFiniteError(
                 f"{path.name} (seed {seed}) would hold NaN or infinite values; nothing of it was written. The "
                 "generator weights or the condition are not finite (check the checkpoints in ckpt_dir)."
             )
 
-    def _stream_to(
+    def stream_to(
         self, path: Path, seed: int, condition: torch.Tensor | None = None, overwrite: bool = False
     ) -> list[torch.Tensor]:
+        """Generate one image straight into the NIfTI file ``path``, slab by slab (never whole in memory), each slab
+        checked finite and mapped to the output range; returns the middle planes for the preview."""
         collector = _PlaneCollector(self.file_size)
         with NiftiStreamWriter(path, self.file_size, self.affine, self.output_dtype, overwrite) as writer:
 
             def sink(slab: torch.Tensor, start: int) -> None:
-                self._check_finite(slab, path, seed)
+                self.check_finite(slab, path, seed)
                 slab = self.to_output_range(slab)
                 writer.write(slab[0])
                 collector.add(slab, start)
@@ -362,13 +374,13 @@ class SampleGeneration:
             if nii.name in finished:
                 continue
             if source != source_loaded:
-                (condition, label), source_loaded = self._condition(source), source
+                (condition, label), source_loaded = self.condition_of(source), source
             t0 = time.perf_counter()
             if self.output_buffer == "disk":
-                planes = self._stream_to(nii, seed, condition, overwrite)
+                planes = self.stream_to(nii, seed, condition, overwrite)
             else:
                 image = self.synthesizer(self.output_size, seed, condition, self.roi_start, self.roi_size)
-                self._check_finite(image, nii, seed)
+                self.check_finite(image, nii, seed)
                 image = self.to_output_range(image)
                 save_nifti(image[0], self.affine, nii, overwrite=overwrite, dtype=self.output_dtype)
                 planes = mid_planes(image)
