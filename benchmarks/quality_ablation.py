@@ -141,6 +141,11 @@ ROWS: dict[str, dict] = {
     },
     "+ latent code": {"about": "base U-Net norms modulated by a 32-d latent", "layers": V0, "set": LATENT},
     "+ diversity term": {"about": "diversity shortfall, weight 3", "layers": V0, "set": {"diversity_weight": 3.0}},
+    "+ layout diversity term": {
+        "about": "diversity shortfall on pooled, standardised images, weight 3",
+        "layers": V0,
+        "set": {"diversity_weight": 3.0, "diversity_space": "layout"},
+    },
     "+ coverage term": {"about": "mode coverage (IMLE-like), weight 1", "layers": V0, "set": {"coverage_weight": 1.0}},
     "+ clamped output": {
         "about": "base output clamped (straight-through), not tanh",
@@ -164,6 +169,16 @@ ROWS: dict[str, dict] = {
         "about": "train.json with the mode coverage term, weight 3",
         "layers": [],
         "set": {"coverage_weight": 3.0},
+    },
+    "full + diversity term": {
+        "about": "train.json with the diversity shortfall, weight 3",
+        "layers": [],
+        "set": {"diversity_weight": 3.0},
+    },
+    "full + layout diversity term": {
+        "about": "train.json with the diversity shortfall on pooled, standardised images, weight 3",
+        "layers": [],
+        "set": {"diversity_weight": 3.0, "diversity_space": "layout"},
     },
     "low-res GAN + learned SR": {
         "about": "full recipe's base; patch nets trained with L1 only",

@@ -29,6 +29,7 @@ from torch import nn
 from monai_msgan.engines.resume import RandomStates, ResumableSampler, trim_event_files
 from monai_msgan.engines.scale_trainer import ScaleGanTrainer
 from monai_msgan.handlers import GanImagePreview, TrainingCheckpoint
+from monai_msgan.losses.gan_regularizers import DIVERSITY_SPACES
 from monai_msgan.networks.blocks.diff_augment import DiscriminatorAugment
 from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
 from monai_msgan.transforms import RandScalePatchd, ScaleTrainingInputsd
@@ -130,6 +131,8 @@ class MultiScaleTraining:
         r1_gamma: R1 gradient penalty weight (one value, or one per scale; 0 = off).
         r1_interval: iterations between (lazy) R1 penalties.
         diversity_weight: weight of the diversity shortfall of an unconditional base (0 = off).
+        diversity_space: ``"pixels"`` or ``"layout"``: where that shortfall measures differences
+            (:func:`~monai_msgan.losses.diversity_shortfall`).
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
         image_size: size of the preprocessed training images (the finest scale), to check the configuration
             against before training; None = the size of the first preprocessed image.
@@ -182,6 +185,7 @@ class MultiScaleTraining:
         r1_gamma: float | Sequence[float] = 0.0,
         r1_interval: int = 16,
         diversity_weight: float = 0.0,
+        diversity_space: str = "pixels",
         coverage_weight: float = 0.0,
         image_size: Sequence[int] | None = None,
     ) -> None:
@@ -222,6 +226,8 @@ class MultiScaleTraining:
             "max_p": ada_max_p,
             "fill": augment_fill,
         }
+        if diversity_space not in DIVERSITY_SPACES:
+            raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")
         self.trainer_kwargs = {
             "d_steps": d_steps,
             "g_steps": g_steps,
@@ -229,6 +235,7 @@ class MultiScaleTraining:
             "amp_dtype": amp_dtype,
             "r1_interval": r1_interval,
             "diversity_weight": diversity_weight,
+            "diversity_space": diversity_space,
             "coverage_weight": coverage_weight,
             "ema_rampup": ema_rampup,
         }

@@ -25,7 +25,7 @@ from torch import nn
 from torch.optim import Optimizer
 
 from monai_msgan.engines.ema import GeneratorEMA
-from monai_msgan.losses.gan_regularizers import diversity_shortfall, mode_coverage, r1_penalty
+from monai_msgan.losses.gan_regularizers import DIVERSITY_SPACES, diversity_shortfall, mode_coverage, r1_penalty
 from monai_msgan.utils.checkpoints import NonFiniteError
 from monai_msgan.utils.distributed import unwrap
 from monai_msgan.utils.flags import ensure_bool
@@ -112,6 +112,9 @@ class ScaleGanTrainer(Trainer):
         r1_gamma: weight of the R1 gradient penalty (0 = off).
         r1_interval: iterations between R1 penalties (lazy regularisation; the penalty is scaled to match).
         diversity_weight: weight of the diversity shortfall of an unconditional base (0 = off).
+        diversity_space: where the diversity shortfall measures differences, ``"pixels"`` or ``"layout"`` (pooled
+            and standardised images: brightness, contrast and texture do not count); see
+            :func:`~monai_msgan.losses.diversity_shortfall`.
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
         ema_half_life: half-life in iterations of the generator's weight average (None = no average).
         ema_rampup: ramp-up of that half-life (see :class:`~monai_msgan.engines.GeneratorEMA`).
@@ -144,6 +147,7 @@ class ScaleGanTrainer(Trainer):
         coverage_weight: float = 0.0,
         ema_half_life: float | None = None,
         ema_rampup: float | None = 0.05,
+        diversity_space: str = "pixels",
     ) -> None:
         if num_iterations < 1:
             raise ValueError(f"num_iterations must be at least 1, got {num_iterations}.")
@@ -153,6 +157,8 @@ class ScaleGanTrainer(Trainer):
             raise ValueError(f"r1_gamma must be >= 0 and r1_interval >= 1, got {r1_gamma} and {r1_interval}.")
         if min(diversity_weight, coverage_weight, adversarial_weight, l1_weight) < 0:
             raise ValueError("the adversarial, L1, diversity and coverage weights must be non-negative.")
+        if diversity_space not in DIVERSITY_SPACES:
+            raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")
         device = torch.device(device)
         amp = ensure_bool(amp, "amp")
         super().__init__(
@@ -180,6 +186,7 @@ class ScaleGanTrainer(Trainer):
         self.r1_gamma = float(r1_gamma)
         self.r1_interval = int(r1_interval)
         self.diversity_weight = float(diversity_weight)
+        self.diversity_space = diversity_space
         self.coverage_weight = float(coverage_weight)
         # generator/discriminator may come wrapped in DistributedDataParallel (engines.distributed): the average,
         # attributes and the generator step's discriminator use the plain networks
@@ -296,7 +303,7 @@ class ScaleGanTrainer(Trainer):
                 if train_d:
                     loss_adv = self._adv(d_out(fake, d_frozen), True, False)
                 if unconditional and self.diversity_weight > 0:
-                    loss_div = diversity_shortfall(fake, generate(), real)
+                    loss_div = diversity_shortfall(fake, generate(), real, self.diversity_space)
             if unconditional and self.coverage_weight > 0:
                 loss_cov = mode_coverage(fake, real)
             loss_l1 = self.l1_loss(fake.float(), real.float()) if context else torch.zeros((), device=real.device)

@@ -13,6 +13,6 @@
 
 from __future__ import annotations
 
-from monai_msgan.losses.gan_regularizers import diversity_shortfall, mode_coverage, r1_penalty
+from monai_msgan.losses.gan_regularizers import DIVERSITY_SPACES, diversity_shortfall, mode_coverage, r1_penalty
 
-__all__ = ["diversity_shortfall", "mode_coverage", "r1_penalty"]
+__all__ = ["DIVERSITY_SPACES", "diversity_shortfall", "mode_coverage", "r1_penalty"]

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["r1_penalty", "diversity_shortfall", "mode_coverage"]
+__all__ = ["r1_penalty", "diversity_shortfall", "mode_coverage", "DIVERSITY_SPACES"]
 
 
 def r1_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,21 @@ def _pair_distance(x: torch.Tensor) -> torch.Tensor:
     return (x - x.roll(1, dims=0)).abs().flatten(1).mean(1)
 
 
-def diversity_shortfall(fake_a: torch.Tensor, fake_b: torch.Tensor, real: torch.Tensor) -> torch.Tensor:
+DIVERSITY_SPACES = ("pixels", "layout")
+
+
+def _layout(x: torch.Tensor, pool: int) -> torch.Tensor:
+    """``x`` average-pooled by ``pool`` and standardised per sample (zero mean, unit standard deviation)."""
+    nd = x.ndim - 2
+    pool_fn = F.avg_pool2d if nd == 2 else F.avg_pool3d
+    k = max(1, min([pool, *x.shape[2:]]))
+    x = pool_fn(x.float(), k).flatten(1)
+    return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True, correction=0) + 1e-6)
+
+
+def diversity_shortfall(
+    fake_a: torch.Tensor, fake_b: torch.Tensor, real: torch.Tensor, space: str = "pixels", pool: int = 4
+) -> torch.Tensor:
     """How much less two generations from different noise differ than real images differ from each other.
 
     ``relu(d_real - d_fake)``, with ``d_fake`` the mean absolute difference of ``fake_a`` and ``fake_b`` (same
@@ -55,11 +69,23 @@ def diversity_shortfall(fake_a: torch.Tensor, fake_b: torch.Tensor, real: torch.
     generator's samples differ as much as real images do, so unlike an unbounded diversity-sensitive term it never
     rewards noise for its own sake; below that it pushes the generator's outputs apart (against mode collapse).
 
+    ``space`` says where the differences are measured:
+
+    - ``"pixels"``: on the images as they are. A generator can then make up its shortfall cheaply, by changing the
+      brightness of whole images from seed to seed.
+    - ``"layout"``: on the images average-pooled by ``pool`` and standardised per image (zero mean, unit standard
+      deviation), for generators and real images alike. Differences of brightness, contrast and fine texture no
+      longer count; only where things are in the image does (anatomy, pose, field of view).
+
     Returns:
         a scalar loss for the generator (0 with fewer than two real samples).
     """
+    if space not in DIVERSITY_SPACES:
+        raise ValueError(f"space must be one of {DIVERSITY_SPACES}, got {space!r}.")
     if real.shape[0] < 2:
         return fake_a.new_zeros(())
+    if space == "layout":
+        fake_a, fake_b, real = _layout(fake_a, pool), _layout(fake_b, pool), _layout(real, pool)
     d_real = _pair_distance(real.float()).mean().detach()
     d_fake = (fake_a.float() - fake_b.float()).abs().flatten(1).mean(1).mean()
     return torch.relu(d_real - d_fake)

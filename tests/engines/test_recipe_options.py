@@ -25,7 +25,7 @@ from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchDiscri
 from monai_msgan.utils import checkpoint_path, generator_path, load_weights
 
 
-def _training(tmp_path, **kwargs) -> MultiScaleTraining:
+def _training(tmp_path, files: list | None = None, **kwargs) -> MultiScaleTraining:
     torch.manual_seed(0)
     generator = MultiScaleGenerator(
         BaseGenerator(2, noise_channels=3, latent_channels=2, features=(4, 4, 8, 8, 8, 4), noise_downsample=2),
@@ -33,7 +33,7 @@ def _training(tmp_path, **kwargs) -> MultiScaleTraining:
         num_scales=2,
     )
     # very different real images, so that the diversity among them is large
-    files = [{"image": torch.full((1, 64, 64), v)} for v in (-0.9, 0.0, 0.9)]
+    files = files or [{"image": torch.full((1, 64, 64), v)} for v in (-0.9, 0.0, 0.9)]
     disc = functools.partial(PatchDiscriminator, spatial_dims=2, channels=4, num_layers_d=2, minibatch_std=2)
     options = {
         "train_scale": 0,
@@ -124,6 +124,23 @@ def test_diversity_and_coverage_terms_count_for_an_unconditional_base_only(tmp_p
     )
     # a patch scale takes its diversity from its coarse input
     assert all(o["loss_g_div"] == 0 and o["loss_g_cov"] == 0 for o in patch_outputs)
+
+
+def test_diversity_space_changes_the_term_and_is_checked(tmp_path):
+    # real images of different layouts (a bright band at different heights) and of different brightness
+    bands = [torch.full((1, 64, 64), -0.9) for _ in range(3)]
+    for i, b in enumerate(bands):
+        b[:, 20 * i : 20 * i + 16] = 0.9
+    layouts = [{"image": b} for b in bands]
+    _, pixels = _run(_training(tmp_path / "pixels", files=layouts, diversity_weight=1.0))
+    _, layout = _run(_training(tmp_path / "layout", files=layouts, diversity_weight=1.0, diversity_space="layout"))
+    assert all(o["loss_g_div"] > 0 for o in layout)
+    assert [o["loss_g_div"] for o in layout] != [o["loss_g_div"] for o in pixels]
+    # images that differ only in brightness have no layout to match: nothing to make up in layout space
+    _, flat = _run(_training(tmp_path / "flat", diversity_weight=1.0, diversity_space="layout"))
+    assert all(o["loss_g_div"] == 0 for o in flat)
+    with pytest.raises(ValueError, match="diversity_space"):
+        _training(tmp_path / "bad", diversity_weight=1.0, diversity_space="colour")
 
 
 def test_generator_steps_per_iteration(tmp_path):

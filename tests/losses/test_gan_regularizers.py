@@ -42,6 +42,28 @@ def test_diversity_shortfall():
     assert diversity_shortfall(same[:1], same[:1], real[:1]).item() == 0.0  # one real sample: nothing to match
 
 
+def test_layout_diversity_ignores_brightness_and_texture():
+    """In layout space only where things are counts: a brightness change or fine texture is no diversity, a moved
+    structure is; real images that differ by their layout set the target."""
+    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    left = (xx < 8).float()[None]  # bright left half
+    right = (xx >= 8).float()[None]
+    real = torch.stack([left, right])
+    # the real pair differs everywhere once standardised (+1 against -1): layout distance 2
+    assert diversity_shortfall(left[None], left[None], real, "layout").item() == pytest.approx(2.0, rel=1e-4)
+    brighter = diversity_shortfall(left[None], left[None] + 0.5, real, "layout")
+    assert brighter.item() == pytest.approx(2.0, rel=1e-4)  # brightness: still the full shortfall
+    assert diversity_shortfall(left[None], left[None] + 0.5, real).item() < 2.0  # ... which pixels would reward
+    checker = ((xx + yy) % 2)[None, None] * 0.2  # texture finer than the 4-pixel pooling
+    textured = diversity_shortfall(left[None], left[None] + checker, real, "layout")
+    assert textured.item() == pytest.approx(2.0, rel=1e-3)
+    assert diversity_shortfall(left[None], right[None], real, "layout").item() == 0.0  # a moved structure: met
+    volume, real_volumes = torch.rand(1, 1, 8, 8, 8), torch.rand(2, 1, 8, 8, 8)
+    assert diversity_shortfall(volume, volume, real_volumes, "layout") > 0  # 3D: pooled the same way
+    with pytest.raises(ValueError, match="space"):
+        diversity_shortfall(left[None], right[None], real, "texture")
+
+
 def test_mode_coverage_measures_the_real_images_left_without_a_nearby_sample():
     real = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
     both = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
