@@ -110,6 +110,24 @@ def machine(device: str | None = None) -> dict:
     }
 
 
+def parse_overrides(items: list[str]) -> dict:
+    """``--set`` items ``ID=JSON`` as a dict: JSON values, bare words as strings.
+
+    Raises:
+        SystemExit: an item without ``=``.
+    """
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects ID=JSON, got {item!r}.")
+        try:
+            out[key] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key] = value
+    return out
+
+
 def bundle_args(files: list[str], device: str | None = None) -> list[str]:
     """``--config_file`` with the layered ``files`` as MONAI's list syntax, and ``--device`` when one is asked for."""
     args = ["--config_file", "[" + ",".join(f"'{f}'" for f in files) + "]"]

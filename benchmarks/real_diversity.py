@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import sys
 from pathlib import Path
 
@@ -36,7 +35,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import REPO, command, machine, refuse_existing, write_result  # noqa: E402
+from bench_utils import REPO, command, machine, parse_overrides, refuse_existing, write_result  # noqa: E402
 
 
 def _load(bundle: Path, dataset_dir: str, overrides: list[str], values: dict) -> list[tuple[str, torch.Tensor]]:
@@ -93,12 +92,7 @@ def main() -> int:
     out = Path(a.output)
     if refuse_existing(out, a.overwrite):
         return 1
-    values = {}
-    for item in a.set:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--set takes ID=JSON, got {item!r}")
-        values[key] = json.loads(value)
+    values = parse_overrides(a.set)
     images = _load(REPO / "bundles" / a.bundle, a.dataset_dir, [str(Path(o).resolve()) for o in a.overrides], values)
     if len(images) < 2:
         p.error(f"{a.dataset_dir}: need at least two images, found {len(images)}.")

@@ -40,7 +40,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import CHILD, REPO, bundle_args, command, machine, refuse_existing, write_result  # noqa: E402
+from bench_utils import CHILD, REPO, bundle_args, command, machine, parse_overrides, refuse_existing, write_result  # noqa: E402
 from experiments import labelled_panels  # noqa: E402
 
 TASKS = {
@@ -132,15 +132,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     overrides = [str(Path(o).resolve()) for o in a.overrides]
     if a.set:
-        values = {}
-        for item in a.set:
-            key, sep, value = item.partition("=")
-            if not sep:
-                p.error(f"--set takes ID=JSON, got {item!r}")
-            try:
-                values[key] = json.loads(value)
-            except json.JSONDecodeError:
-                values[key] = value
+        values = parse_overrides(a.set)
         (work / "set.json").write_text(json.dumps(values, indent=2))
         overrides.append(str(work / "set.json"))
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import resource
 import sys
 import tempfile
@@ -38,22 +37,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_utils import BUNDLES, REPO, command, machine, mib, refuse_existing, write_result  # noqa: E402
+from bench_utils import BUNDLES, REPO, command, machine, mib, parse_overrides, refuse_existing, write_result  # noqa: E402
 from training_memory import synthetic_dataset  # noqa: E402
-
-
-def parse_overrides(items: list[str]) -> dict:
-    """``key=value`` pairs with JSON values (bare words are strings)."""
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--set expects key=value, got {item!r}.")
-        try:
-            out[key] = json.loads(value)
-        except json.JSONDecodeError:
-            out[key] = value
-    return out
 
 
 def measure_bundle(bundle: str, args: argparse.Namespace, overrides: dict, tmp: Path) -> dict:

@@ -50,12 +50,16 @@ def _pair_distance(x: torch.Tensor) -> torch.Tensor:
 DIVERSITY_SPACES = ("pixels", "layout")
 
 
+def _pooled(x: torch.Tensor, pool: int) -> torch.Tensor:
+    """``x`` (2D or 3D) average-pooled by ``pool`` (at most its smallest side), flattened per sample, in float32."""
+    pool_fn = F.avg_pool2d if x.ndim == 4 else F.avg_pool3d
+    k = max(1, min([pool, *x.shape[2:]]))
+    return pool_fn(x.float(), k).flatten(1)
+
+
 def _layout(x: torch.Tensor, pool: int) -> torch.Tensor:
     """``x`` average-pooled by ``pool`` and standardised per sample (zero mean, unit standard deviation)."""
-    nd = x.ndim - 2
-    pool_fn = F.avg_pool2d if nd == 2 else F.avg_pool3d
-    k = max(1, min([pool, *x.shape[2:]]))
-    x = pool_fn(x.float(), k).flatten(1)
+    x = _pooled(x, pool)
     return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True, correction=0) + 1e-6)
 
 
@@ -103,10 +107,7 @@ def mode_coverage(fake: torch.Tensor, real: torch.Tensor, pool: int = 4) -> torc
     Returns:
         a scalar loss for the generator.
     """
-    nd = fake.ndim - 2
-    pool_fn = F.avg_pool2d if nd == 2 else F.avg_pool3d
-    k = max(1, min([pool, *fake.shape[2:]]))
-    f = pool_fn(fake.float(), k).flatten(1)
-    r = pool_fn(real.float(), k).flatten(1).detach()
+    f = _pooled(fake, pool)
+    r = _pooled(real, pool).detach()
     dist = torch.cdist(r, f, p=1) / f.shape[1]  # (real, fake) mean absolute differences
     return dist.min(dim=1).values.mean()

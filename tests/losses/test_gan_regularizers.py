@@ -70,7 +70,8 @@ def test_mode_coverage_measures_the_real_images_left_without_a_nearby_sample():
     assert mode_coverage(both, real).item() == pytest.approx(0.0)  # every real image has its sample
     collapsed = torch.zeros(4, 1, 8, 8)
     assert mode_coverage(collapsed, real).item() == pytest.approx(0.5)  # the bright image is 1 away from all
-    noisy = collapsed + torch.randn_like(collapsed)  # artefacts do not help: pooled, they average out
+    noise = torch.randn(collapsed.shape, generator=torch.Generator().manual_seed(0))  # fixed: 1 in 40 draws dips
+    noisy = collapsed + noise  # artefacts do not help: pooled, they average out
     assert mode_coverage(noisy, real).item() > 0.4
     fake = torch.zeros(2, 1, 8, 8, requires_grad=True)
     mode_coverage(fake, real).backward()
