@@ -146,6 +146,11 @@ ROWS: dict[str, dict] = {
         "layers": V0,
         "set": {"diversity_weight": 3.0, "diversity_space": "layout"},
     },
+    "+ augmentation + diversity term": {
+        "about": "the two options that helped the landed recipe most on X-ray, together",
+        "layers": V0,
+        "set": {"augment": ["translation", "cutout", "intensity"], "ada_target": 0.6, "diversity_weight": 3.0},
+    },
     "+ coverage term": {"about": "mode coverage (IMLE-like), weight 1", "layers": V0, "set": {"coverage_weight": 1.0}},
     "+ clamped output": {
         "about": "base output clamped (straight-through), not tanh",
@@ -180,6 +185,26 @@ ROWS: dict[str, dict] = {
         "layers": [],
         "set": {"diversity_weight": 3.0, "diversity_space": "layout"},
     },
+    "full, batch-norm D": {
+        "about": "train.json with a batch-norm discriminator and no minibatch std (as the CT bundle)",
+        "layers": [],
+        "set": {"disc_norm": "batch", "disc_minibatch_std": 0},
+    },
+    "full, batch-norm D + layout diversity term": {
+        "about": "train.json with a batch-norm discriminator, no minibatch std, layout diversity shortfall weight 3",
+        "layers": [],
+        "set": {"disc_norm": "batch", "disc_minibatch_std": 0, "diversity_weight": 3.0, "diversity_space": "layout"},
+    },
+    "full, batch-norm D, no latent code": {
+        "about": "train.json with a batch-norm discriminator, no minibatch std, no latent code",
+        "layers": [],
+        "set": {"disc_norm": "batch", "disc_minibatch_std": 0, "base_latent_channels": 0},
+    },
+    "full, batch-norm D, no latent code + diversity term": {
+        "about": "train.json with a batch-norm discriminator, no minibatch std, no latent code, diversity weight 3",
+        "layers": [],
+        "set": {"disc_norm": "batch", "disc_minibatch_std": 0, "base_latent_channels": 0, "diversity_weight": 3.0},
+    },
     "low-res GAN + learned SR": {
         "about": "full recipe's base; patch nets trained with L1 only",
         "layers": [],
@@ -193,7 +218,7 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: bool = True) -> dict:
+def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: bool = True, seed: int = 0) -> dict:
     task, row = TASKS[task_name], ROWS[row_name]
     bundle = REPO / "bundles" / task["bundle"]
     data = work / "data"
@@ -203,6 +228,8 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
     key = slug(source or row_name)
     layers = ROWS[source]["layers"] if source else row["layers"]
     overrides = {**task["overrides"], **(ROWS[source]["set"] if source else row["set"])}
+    if seed:
+        overrides["seed"] = seed  # training seed (weights, noise, batches); the evaluation seeds stay the same
     if overrides.get("adversarial_weight") == "L1_ON_PATCH_SCALES":
         overrides["adversarial_weight"] = [1.0] + [0.0] * (len(iterations) - 1)
     ckpt = work / f"models_{key}"
@@ -245,15 +272,16 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
 
 def table(tasks: dict) -> str:
     head = (
-        f"{'task':<5} {'row':<26} {'SWD':>7} {'int.dist':>9} {'air%':>6} {'seam':>6} {'div':>6} {'div real':>8}"
-        f" {'train s':>8}"
+        f"{'task':<5} {'row':<28} {'SWD':>7} {'SWD all':>7} {'int.dist':>9} {'air%':>6} {'seam':>6} {'div':>6}"
+        f" {'div real':>8} {'train s':>8}"
     )
     lines = [head]
     for name, task in tasks.items():
         for row, m in task["rows"].items():
             air = m["intensity"].get("outside_body_air", {}).get("generated")
             lines.append(
-                f"{name:<5} {row:<26} {m['swd_x1e3_mean']:>7.1f} {m['intensity']['distance_to_real']:>9.4f} "
+                f"{name:<5} {row:<28} {m['swd_x1e3_mean']:>7.1f} {m.get('swd_all_real_x1e3_mean', float('nan')):>7.1f} "
+                f"{m['intensity']['distance_to_real']:>9.4f} "
                 f"{'-' if air is None else f'{100 * air:.1f}':>6} {m['seam_score_generated']:>6.3f} "
                 f"{m.get('diversity', {}).get('mean', float('nan')):>6.3f} "
                 f"{m.get('diversity_real', {}).get('mean', float('nan')):>8.3f} "
@@ -271,10 +299,10 @@ def markdown(tasks: dict) -> str:
         out += [
             f"**{name}**: {task['description']}",
             "",
-            f"| row | SWD ×10³ mean (per level) | intensity dist.{unit} | p50 / p99.9{unit} | "
+            f"| row | SWD ×10³ mean (per level) | SWD all real | intensity dist.{unit} | p50 / p99.9{unit} | "
             + ("outside air % | " if ct else "")
             + "seam (real) | diversity (real) | ratio | train s |",
-            "| --- | --- | --- | --- | " + ("--- | " if ct else "") + "--- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | " + ("--- | " if ct else "") + "--- | --- | --- | --- |",
         ]
         for row, m in task["rows"].items():
             i = m["intensity"]
@@ -286,6 +314,7 @@ def markdown(tasks: dict) -> str:
             cells = [
                 row,
                 f"{m['swd_x1e3_mean']:.1f} ({levels})",
+                f"{m['swd_all_real_x1e3_mean']:.1f}" if "swd_all_real_x1e3_mean" in m else "-",
                 fmt(i["distance_to_real"]) if ct else f"{i['distance_to_real']:.4f}",
                 f"{fmt(q['p50'])} / {fmt(q['p99.9'])}",
             ]
@@ -316,6 +345,7 @@ def main() -> int:
     p.add_argument("--output", default=str(REPO / "benchmarks" / "results" / "quality_ablation.json"))
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--reevaluate", action="store_true", help="evaluate rows again even if evaluated by an earlier run")
+    p.add_argument("--train_seed", type=int, default=0, help="training seed of every row (use a --work_dir per seed)")
     args = p.parse_args()
     out = Path(args.output)
     if refuse_existing(out, args.overwrite):
@@ -330,7 +360,9 @@ def main() -> int:
     for name in args.tasks:
         work = Path(args.work_dir).resolve() / name  # absolute: config layers are resolved against the bundle
         work.mkdir(parents=True, exist_ok=True)
-        results = {r: run_row(name, r, work, args.iterations_factor, not args.reevaluate) for r in rows}
+        results = {
+            r: run_row(name, r, work, args.iterations_factor, not args.reevaluate, args.train_seed) for r in rows
+        }
         results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
         for r in rows:
@@ -343,6 +375,7 @@ def main() -> int:
         "command": command(),
         **machine(),
         "iterations_factor": args.iterations_factor,
+        "train_seed": args.train_seed,
         "total_seconds": round(time.perf_counter() - t0, 1),
         "tasks": tasks,
     }

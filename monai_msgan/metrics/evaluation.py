@@ -54,6 +54,9 @@ class GenerationEvaluation:
     quantiles of both, in HU when ``intensity_range`` gives the HU window of the model range (CT), where it adds
     the fraction of outside-the-body voxels that are air (:func:`~monai_msgan.metrics.outside_body_air`); and the
     diversity among real images (held-out plus ``reference_files``) next to the samples' own, on the same metric.
+    Unconditional models also get the SWD against every real image (held-out plus ``reference_files``,
+    ``swd_all_real_x1e3_*``): a steadier fidelity figure where only one or two images are held out, which rewards
+    copying the training images as much as learning their statistics, so read it next to the held-out SWD.
     ``output_dir/panel.png`` shows the condition (conditional models), a real image, one or two samples, and a 4×
     zoom of a generated image around the window-grid crossing nearest its centre (CT in a -1000..1000 HU window).
 
@@ -68,7 +71,8 @@ class GenerationEvaluation:
         swd_levels: Laplacian levels (reduced for small images).
         overwrite: replace existing results.
         condition_key: key of the condition the preprocessing makes (conditional models), or None.
-        reference_files: further real images (e.g. the training list) for the diversity among real images.
+        reference_files: further real images (e.g. the training list) for the diversity among real images and the
+            SWD against every real image.
         intensity_range: the intensities that the model range ``[-1, 1]`` stands for, e.g. a CT's HU window
             ``[-1024, 3071]``: intensity metrics are then in those units and CT air metrics are added. None = the
             ``[0, 1]`` units of normalised radiographs.
@@ -142,13 +146,14 @@ class GenerationEvaluation:
             }
         return out
 
-    def _real_diversity(self, real: torch.Tensor) -> dict | None:
-        images = list(real)
+    def _reference_images(self, real: torch.Tensor) -> list[torch.Tensor]:
+        """The ``reference_files`` that preprocess to the held-out images' size, in ``[0, 1]``."""
+        images = []
         for f in self.reference_files:
             x = _to_unit(torch.as_tensor(self.preprocessing(f)[self.image_key]))
             if tuple(x.shape) == tuple(real.shape[1:]):
                 images.append(x)
-        return pairwise_diversity(torch.stack(images)) if len(images) >= 2 else None
+        return images
 
     def _load(self) -> tuple[torch.Tensor, list[torch.Tensor] | None]:
         reals, conds = [], []
@@ -215,9 +220,15 @@ class GenerationEvaluation:
                 "mean": sum(d["mean"] for d in div) / len(div),
                 "pairs": sum(d["pairs"] for d in div),
             }
-        real_div = self._real_diversity(real)
-        if real_div is not None:
-            result["diversity_real"] = real_div
+        references = self._reference_images(real)
+        if references and conds is None:  # fidelity to every real image, steadier than a few held-out ones
+            all_real = torch.cat([real, torch.stack(references)])
+            swd_all = SlicedWassersteinDistance(levels=levels)(all_real, fake)
+            result["num_real_all"] = len(all_real)
+            result["swd_all_real_x1e3_per_level"] = [round(v * 1e3, 3) for v in swd_all]
+            result["swd_all_real_x1e3_mean"] = round(sum(swd_all) / len(swd_all) * 1e3, 3)
+        if len(real) + len(references) >= 2:
+            result["diversity_real"] = pairwise_diversity(torch.cat([real, *(r[None] for r in references)]))
         result["generation_seconds_per_sample"] = round(seconds / len(fake), 3)
         result["seeds"] = seeds
         self.output_dir.mkdir(parents=True, exist_ok=True)

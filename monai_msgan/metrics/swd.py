@@ -69,14 +69,38 @@ def patch_descriptors(
     return torch.stack(out)
 
 
+def _quantile_w1(pa: torch.Tensor, pb: torch.Tensor) -> torch.Tensor:
+    """Exact 1-Wasserstein distance per column between two sorted samples of any sizes ``(n_a, P)``, ``(n_b, P)``.
+
+    The integral of ``|F_a^-1(t) - F_b^-1(t)|`` over ``t`` in ``(0, 1]``: both quantile functions are steps, constant
+    between the merged breakpoints ``k / n_a`` and ``k / n_b``.
+    """
+    na, nb = pa.shape[0], pb.shape[0]
+    if na == nb:
+        return (pa - pb).abs().mean(0)
+    steps = [torch.arange(1, n + 1, dtype=torch.float64) / n for n in (na, nb)]
+    t = torch.cat(steps)
+    t = torch.unique(t)  # sorted breakpoints, the last is 1
+    widths = torch.diff(t, prepend=t.new_zeros(1))
+    mids = t - widths / 2
+    ia = (mids * na).floor().long().clamp(max=na - 1)
+    ib = (mids * nb).floor().long().clamp(max=nb - 1)
+    return ((pa[ia] - pb[ib]).abs() * widths.to(pa.dtype)[:, None]).sum(0)
+
+
 def sliced_wasserstein(a: torch.Tensor, b: torch.Tensor, num_projections: int, generator: torch.Generator) -> float:
-    """Mean over random unit directions of the 1D Wasserstein-1 distance between the projected point sets."""
-    n = min(a.shape[0], b.shape[0])
+    """Mean over random unit directions of the 1D Wasserstein-1 distance between the projected point sets.
+
+    ``a`` and ``b`` may hold different numbers of points: every point of both sets counts (the distance between
+    their empirical distributions, not between their first ``min(len(a), len(b))`` points).
+    """
+    if a.shape[0] == 0 or b.shape[0] == 0:
+        raise ValueError(f"sliced_wasserstein needs points in both sets, got {a.shape[0]} and {b.shape[0]}.")
     dirs = torch.randn(a.shape[1], num_projections, generator=generator)
     dirs = dirs / dirs.norm(dim=0, keepdim=True)
-    pa = torch.sort(a[:n] @ dirs, dim=0).values
-    pb = torch.sort(b[:n] @ dirs, dim=0).values
-    return float((pa - pb).abs().mean())
+    pa = torch.sort(a @ dirs, dim=0).values
+    pb = torch.sort(b @ dirs, dim=0).values
+    return float(_quantile_w1(pa, pb).mean())
 
 
 class SlicedWassersteinDistance:

@@ -49,6 +49,20 @@ def test_conditional_evaluation_pairs_samples_with_their_real_images(tmp_path):
         GenerationEvaluation(synth, _held_out(), prep, tmp_path, num_samples=1, condition_key="condition").run()
 
 
+def test_unconditional_evaluation_measures_fidelity_to_every_real_image(tmp_path):
+    synth = MultiScaleSynthesizer(_trained_like(2), 32, device="cpu")
+    held, refs = _held_out(1), _held_out(4)[1:] + [{"image": torch.zeros(1, 96, 96)}]  # the 96x96 one is skipped
+    ev = GenerationEvaluation(synth, held, EnsureTyped("image"), tmp_path, num_samples=2, reference_files=refs)
+    result = ev.run()
+    assert result["num_real"] == 1 and result["num_real_all"] == 4
+    assert len(result["swd_all_real_x1e3_per_level"]) == len(result["swd_x1e3_per_level"])
+    assert result["swd_all_real_x1e3_mean"] > 0 and result["swd_all_real_x1e3_mean"] != result["swd_x1e3_mean"]
+    assert result["diversity_real"]["pairs"] == 6  # 4 real images of the held-out size
+    alone = GenerationEvaluation(synth, held, EnsureTyped("image"), tmp_path / "alone", num_samples=2).run()
+    assert "swd_all_real_x1e3_mean" not in alone and "diversity_real" not in alone
+    assert alone["swd_x1e3_mean"] == result["swd_x1e3_mean"]
+
+
 def test_unconditional_evaluation_needs_pairs_and_a_condition_when_asked(tmp_path):
     synth = MultiScaleSynthesizer(_trained_like(2), 32, device="cpu")
     with pytest.raises(ValueError, match="at least 2"):

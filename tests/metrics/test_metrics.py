@@ -23,6 +23,7 @@ from monai_msgan.metrics import (
     paired_fidelity,
     pairwise_diversity,
     seam_score,
+    sliced_wasserstein,
 )
 from monai_msgan.synthesis.streaming import window_slices
 
@@ -45,6 +46,26 @@ def test_swd_is_zero_for_identical_sets_and_grows_with_difference(shape):
     assert swd(x, x + 0.1)[:2] == pytest.approx([0, 0], abs=1e-4)  # a constant shift only moves the low-pass level
     with pytest.raises(ValueError, match="differ in shape"):
         swd(x, x[..., :16])
+
+
+def test_sliced_wasserstein_counts_every_point_of_sets_of_different_sizes():
+    g = torch.Generator().manual_seed(0)
+    a, b = torch.tensor([[0.0], [1.0]]), torch.tensor([[0.0], [1.0], [1.0], [1.0]])
+    # in 1D every direction is +-1: the distance of {0, 1} and {0, 1, 1, 1} is |F_a - F_b| integrated, 1/4
+    assert sliced_wasserstein(a, b, 8, g) == pytest.approx(0.25)
+    assert sliced_wasserstein(b, a, 8, g) == pytest.approx(0.25)
+    assert sliced_wasserstein(a, torch.tensor([[0.0], [0.0], [1.0], [1.0]]), 8, g) == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="points in both sets"):
+        sliced_wasserstein(a, a[:0], 8, g)
+
+
+def test_swd_of_one_real_image_sees_every_generated_one():
+    x = _smooth((3, 1, 64, 64))
+    swd = SlicedWassersteinDistance(levels=2, patches_per_image=32, num_projections=64)
+    copies = swd(x[:1], x[[0, 0]])  # only sampling noise: the second copy's neighbourhoods are drawn elsewhere
+    # the first sample is a copy of the real image, the second is not: the distance must see the second
+    other = swd(x[:1], torch.stack([x[0], x[1] + 0.3 * torch.randn_like(x[1])]))
+    assert all(o > 2 * c for o, c in zip(other, copies))
 
 
 def test_seam_score_near_one_without_seams_and_high_with_planted_ones():
