@@ -41,7 +41,7 @@ Tasks (both from real data shipped in PyPI packages):
 Writes --output (default benchmarks/results/quality_ablation.json: device, versions, command, every row's metrics
 and timings), the same tables as Markdown beside it (.md), and a labelled panel PNG per task and row
 (benchmarks/results/quality_ablation_<task>_<row>.png: real | sample | sample | 4x zoom on a window-grid
-crossing). Trained models and logs go to --work_dir; a rerun resumes, and reuses
+crossing, and below it every sample). Trained models and logs go to --work_dir; a rerun resumes, and reuses
 the evaluation of rows already trained and evaluated (--reevaluate evaluates them again).
 """
 
@@ -118,6 +118,8 @@ def _our_d(**options) -> dict:
 
 V0 = ["recipe_v0.json"]
 LATENT = {"base_latent_channels": 32}
+NO_COV = {"coverage_weight": 0.0}
+BN_D = {"disc_norm": "batch", "disc_minibatch_std": 0}
 # name: (description, extra config layers, overrides, how it is made)
 ROWS: dict[str, dict] = {
     "baseline": {"about": "the landed recipe (recipe_v0.json)", "layers": V0, "set": {}},
@@ -151,6 +153,16 @@ ROWS: dict[str, dict] = {
         "layers": V0,
         "set": {"augment": ["translation", "cutout", "intensity"], "ada_target": 0.6, "diversity_weight": 3.0},
     },
+    "+ augmentation + diversity term, our batch-norm D": {
+        "about": "the row above with our PatchDiscriminator (batch norm) in place of MONAI's",
+        "layers": V0,
+        "set": {
+            "augment": ["translation", "cutout", "intensity"],
+            "ada_target": 0.6,
+            "diversity_weight": 3.0,
+            **_our_d(norm="batch"),
+        },
+    },
     "+ coverage term": {"about": "mode coverage (IMLE-like), weight 1", "layers": V0, "set": {"coverage_weight": 1.0}},
     "+ clamped output": {
         "about": "base output clamped (straight-through), not tanh",
@@ -165,45 +177,48 @@ ROWS: dict[str, dict] = {
     "+ alternating G/D": {"about": "2 G steps per D step (megapixel DCGAN)", "layers": V0, "set": {"g_steps": 2}},
     "full recipe": {"about": "train.json as shipped", "layers": [], "set": {}},
     "full + truncation": {"about": "the full model, latent narrowed at sampling", "sample_of": "full recipe"},
-    "full + clamped output": {
-        "about": "train.json with the base output clamped, not tanh",
-        "layers": [],
-        "set": {"base_output_activation": "clamp"},
-    },
     "full + coverage term": {
-        "about": "train.json with the mode coverage term, weight 3",
+        "about": "train.json with the mode coverage term, weight 3 (both bundles' default since 2026-12-01)",
         "layers": [],
         "set": {"coverage_weight": 3.0},
     },
-    "full + diversity term": {
-        "about": "train.json with the diversity shortfall, weight 3",
+    # train.json without the coverage term (the X-ray default until 2026-12-01, the CT one before the Variants run),
+    # alone and with further options
+    "full w/o coverage term": {"about": "train.json without the coverage term", "layers": [], "set": NO_COV},
+    "full w/o coverage + clamped output": {
+        "about": "train.json without the coverage term, the base output clamped (straight-through), not tanh",
         "layers": [],
-        "set": {"diversity_weight": 3.0},
+        "set": {**NO_COV, "base_output_activation": "clamp"},
     },
-    "full + layout diversity term": {
-        "about": "train.json with the diversity shortfall on pooled, standardised images, weight 3",
+    "full w/o coverage + diversity term": {
+        "about": "train.json without the coverage term, with the diversity shortfall, weight 3",
         "layers": [],
-        "set": {"diversity_weight": 3.0, "diversity_space": "layout"},
+        "set": {**NO_COV, "diversity_weight": 3.0},
     },
-    "full, batch-norm D": {
-        "about": "train.json with a batch-norm discriminator and no minibatch std (as the CT bundle)",
+    "full w/o coverage + layout diversity term": {
+        "about": "train.json without the coverage term, with the diversity shortfall on pooled, standardised images",
         "layers": [],
-        "set": {"disc_norm": "batch", "disc_minibatch_std": 0},
+        "set": {**NO_COV, "diversity_weight": 3.0, "diversity_space": "layout"},
     },
-    "full, batch-norm D + layout diversity term": {
-        "about": "train.json with a batch-norm discriminator, no minibatch std, layout diversity shortfall weight 3",
+    "full w/o coverage, batch-norm D": {
+        "about": "train.json without the coverage term, a batch-norm discriminator and no minibatch std",
         "layers": [],
-        "set": {"disc_norm": "batch", "disc_minibatch_std": 0, "diversity_weight": 3.0, "diversity_space": "layout"},
+        "set": {**NO_COV, **BN_D},
     },
-    "full, batch-norm D, no latent code": {
-        "about": "train.json with a batch-norm discriminator, no minibatch std, no latent code",
+    "full w/o coverage, batch-norm D + layout diversity term": {
+        "about": "as above, with the layout diversity shortfall, weight 3",
         "layers": [],
-        "set": {"disc_norm": "batch", "disc_minibatch_std": 0, "base_latent_channels": 0},
+        "set": {**NO_COV, **BN_D, "diversity_weight": 3.0, "diversity_space": "layout"},
     },
-    "full, batch-norm D, no latent code + diversity term": {
-        "about": "train.json with a batch-norm discriminator, no minibatch std, no latent code, diversity weight 3",
+    "full w/o coverage, batch-norm D, no latent code": {
+        "about": "train.json without the coverage term, a batch-norm discriminator, no minibatch std, no latent code",
         "layers": [],
-        "set": {"disc_norm": "batch", "disc_minibatch_std": 0, "base_latent_channels": 0, "diversity_weight": 3.0},
+        "set": {**NO_COV, **BN_D, "base_latent_channels": 0},
+    },
+    "full w/o coverage, batch-norm D, no latent code + diversity term": {
+        "about": "as above, with the diversity shortfall, weight 3",
+        "layers": [],
+        "set": {**NO_COV, **BN_D, "base_latent_channels": 0, "diversity_weight": 3.0},
     },
     "low-res GAN + learned SR": {
         "about": "full recipe's base; patch nets trained with L1 only",
@@ -270,10 +285,16 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
     return metrics
 
 
+def _median_ratio(m: dict) -> float | None:
+    """Median pairwise similarity of the samples over that of the real images (None for older results)."""
+    div, real = m.get("diversity", {}), m.get("diversity_real", {})
+    return div["median"] / real["median"] if "median" in div and "median" in real else None
+
+
 def table(tasks: dict) -> str:
     head = (
         f"{'task':<5} {'row':<28} {'SWD':>7} {'SWD all':>7} {'int.dist':>9} {'air%':>6} {'seam':>6} {'div':>6}"
-        f" {'div real':>8} {'train s':>8}"
+        f" {'div real':>8} {'ratio':>5} {'med.r':>5} {'train s':>8}"
     )
     lines = [head]
     for name, task in tasks.items():
@@ -285,6 +306,8 @@ def table(tasks: dict) -> str:
                 f"{'-' if air is None else f'{100 * air:.1f}':>6} {m['seam_score_generated']:>6.3f} "
                 f"{m.get('diversity', {}).get('mean', float('nan')):>6.3f} "
                 f"{m.get('diversity_real', {}).get('mean', float('nan')):>8.3f} "
+                f"{m['diversity']['mean'] / m['diversity_real']['mean']:>5.2f} "
+                f"{_median_ratio(m) or float('nan'):>5.2f} "
                 f"{'-' if m['training_seconds'] is None else round(m['training_seconds']):>8}"
             )
     return "\n".join(lines)
@@ -301,7 +324,7 @@ def markdown(tasks: dict) -> str:
             "",
             f"| row | SWD ×10³ mean (per level) | SWD all real | intensity dist.{unit} | p50 / p99.9{unit} | "
             + ("outside air % | " if ct else "")
-            + "seam (real) | diversity (real) | ratio | train s |",
+            + "seam (real) | diversity (real) | ratio (of medians) | train s |",
             "| --- | --- | --- | --- | --- | " + ("--- | " if ct else "") + "--- | --- | --- | --- |",
         ]
         for row, m in task["rows"].items():
@@ -310,6 +333,7 @@ def markdown(tasks: dict) -> str:
             fmt = (lambda v: f"{v:.0f}") if ct else (lambda v: f"{v:.3f}")
             levels = ", ".join(f"{v:.0f}" for v in m["swd_x1e3_per_level"])
             div, div_real = m["diversity"]["mean"], m["diversity_real"]["mean"]
+            median_ratio = _median_ratio(m)
             air = i.get("outside_body_air", {}).get("generated")
             cells = [
                 row,
@@ -323,7 +347,7 @@ def markdown(tasks: dict) -> str:
             cells += [
                 f"{m['seam_score_generated']:.3f} ({m['seam_score_real']:.3f})",
                 f"{div:.3f} ({div_real:.3f})",
-                f"{div / div_real:.2f}",
+                f"{div / div_real:.2f}" + (f" ({median_ratio:.2f})" if median_ratio is not None else ""),
                 "-" if m["training_seconds"] is None else f"{m['training_seconds']:.0f}",
             ]
             out.append("| " + " | ".join(cells) + " |")
@@ -366,10 +390,11 @@ def main() -> int:
         results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
         for r in rows:
-            labelled_panels(
-                [(f"{name}, {r}: real | sample | sample | 4x zoom", work / f"eval_{slug(r)}" / "panel.png")],
-                out.with_name(f"quality_ablation_{name}_{slug(r)}.png"),
-            )
+            ev = work / f"eval_{slug(r)}"
+            panels = [(f"{name}, {r}: real | sample | sample | 4x zoom", ev / "panel.png")]
+            if (ev / "samples.png").is_file():
+                panels.append(("every sample", ev / "samples.png"))
+            labelled_panels(panels, out.with_name(f"quality_ablation_{name}_{slug(r)}.png"))
     result = {
         "benchmark": "quality_ablation",
         "command": command(),

@@ -121,3 +121,23 @@ def test_real_diversity_splits_the_real_figure_by_group(demo_dataset, tmp_path):
     assert loaded["within other"] is None  # one image: no pair
     assert all(blurred[k] > loaded[k] for k in ("all pairs", "within drr", "drr vs other"))
     assert "ms-ssim" in result["metric"] and result["command"].endswith(str(out))
+
+
+def test_quality_ablation_rows_override_real_config_ids():
+    """Every option a quality-ablation row sets is an id of the bundle's train.json (a typo would silently do
+    nothing), and every row that reuses another row's model names an existing row."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        import quality_ablation as qa
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    for task in qa.TASKS.values():
+        ids = set(json.loads((REPO_ROOT / "bundles" / task["bundle"] / "configs" / "train.json").read_text()))
+        assert set(task["overrides"]) <= ids
+        for name, row in qa.ROWS.items():
+            source = row.get("sample_of") or row.get("base_of")
+            assert source is None or source in qa.ROWS, name
+            unknown = set(row.get("set", {})) - ids
+            assert not unknown, f"row {name!r} sets unknown ids {unknown}"
+            for layer in row.get("layers", []):
+                assert (REPO_ROOT / "bundles" / task["bundle"] / "configs" / layer).is_file()

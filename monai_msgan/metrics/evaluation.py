@@ -58,7 +58,8 @@ class GenerationEvaluation:
     ``swd_all_real_x1e3_*``): a steadier fidelity figure where only one or two images are held out, which rewards
     copying the training images as much as learning their statistics, so read it next to the held-out SWD.
     ``output_dir/panel.png`` shows the condition (conditional models), a real image, one or two samples, and a 4×
-    zoom of a generated image around the window-grid crossing nearest its centre (CT in a -1000..1000 HU window).
+    zoom of a generated image around the window-grid crossing nearest its centre (CT in a -1000..1000 HU window);
+    ``output_dir/samples.png`` shows every sample (of the first condition), four a row.
 
     Args:
         synthesizer: trained synthesizer.
@@ -182,6 +183,7 @@ class GenerationEvaluation:
     def run(self) -> dict:
         metrics_path = check_writable(self.output_dir / "metrics.json", self.overwrite)
         panel_path = check_writable(self.output_dir / "panel.png", self.overwrite)
+        sheet_path = check_writable(self.output_dir / "samples.png", self.overwrite)
         real, conds = self._load()
         size = tuple(real.shape[2:])
         seeds = [self.seed + i for i in range(self.num_samples)]
@@ -218,6 +220,7 @@ class GenerationEvaluation:
             result["diversity"] = {
                 "metric": div[0]["metric"],
                 "mean": sum(d["mean"] for d in div) / len(div),
+                "median": sum(d["median"] for d in div) / len(div),
                 "pairs": sum(d["pairs"] for d in div),
             }
         references = self._reference_images(real)
@@ -234,8 +237,19 @@ class GenerationEvaluation:
         self.output_dir.mkdir(parents=True, exist_ok=True)
         write_json(result, metrics_path)
         self._panel(real[0], groups[0], panel_path, None if conds is None else conds[0])
-        print(f"metrics: {metrics_path}\npanel: {panel_path}", flush=True)
+        self._sheet(groups[0], sheet_path)
+        print(f"metrics: {metrics_path}\npanel: {panel_path}\nsamples: {sheet_path}", flush=True)
         return result
+
+    def _sheet(self, fake: torch.Tensor, path: Path, per_row: int = 4, tile: int = 256) -> None:
+        """Every sample (of the first condition) on one contact sheet, ``per_row`` a row, ``tile`` px each: the
+        panel shows two, and collapse or a broken sample shows only beside the rest."""
+        tiles = [montage(mid_planes(self._display(x)), tile) for x in fake]
+        height, width = max(t.shape[0] for t in tiles), max(t.shape[1] for t in tiles)
+        tiles = [torch.nn.functional.pad(t, (0, width + 4 - t.shape[1], 0, height + 4 - t.shape[0])) for t in tiles]
+        tiles += [torch.zeros_like(tiles[0])] * (-len(tiles) % per_row)
+        rows = [torch.cat(tiles[i : i + per_row], 1) for i in range(0, len(tiles), per_row)]
+        save_png_preview(None, path, (0.0, 1.0), 4096, self.overwrite, planes=[torch.cat(rows, 0).transpose(0, 1)])
 
     def _panel(self, real: torch.Tensor, fake: torch.Tensor, path: Path, condition: torch.Tensor | None) -> None:
         images = [self._display(x) for x in (real, *fake[:2])]

@@ -43,8 +43,12 @@ def paired_fidelity(fake, real, data_range: float = 1.0) -> dict[str, float]:
 
 
 def pairwise_diversity(samples, data_range: float = 1.0) -> dict[str, float | str]:
-    """Mean structural similarity over all pairs of generated samples: MS-SSIM when every side is at least
-    :data:`MSSSIM_MIN_SIZE`, SSIM otherwise. Lower means more diverse; 1 means identical samples."""
+    """Structural similarity over all pairs of generated samples: MS-SSIM when every side is at least
+    :data:`MSSSIM_MIN_SIZE`, SSIM otherwise. Lower means more diverse; 1 means identical samples.
+
+    Returns the mean and the median over pairs. One sample unlike all others (a broken one beside a collapsed
+    rest) lowers the mean a lot and the median little: read a low mean with a high median as collapse.
+    """
     samples = _batch(samples)
     if samples.shape[0] < 2:
         raise ValueError("diversity needs at least two samples.")
@@ -58,4 +62,10 @@ def pairwise_diversity(samples, data_range: float = 1.0) -> dict[str, float | st
     pairs = list(itertools.combinations(range(samples.shape[0]), 2))
     a = samples[[i for i, _ in pairs]]
     b = samples[[j for _, j in pairs]]
-    return {"metric": "ms-ssim" if multi else "ssim", "mean": float(metric(a, b).mean()), "pairs": len(pairs)}
+    values = metric(a, b).flatten()
+    return {
+        "metric": "ms-ssim" if multi else "ssim",
+        "mean": float(values.mean()),
+        "median": float(values.median()),
+        "pairs": len(pairs),
+    }

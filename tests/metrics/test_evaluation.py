@@ -58,6 +58,10 @@ def test_unconditional_evaluation_measures_fidelity_to_every_real_image(tmp_path
     assert len(result["swd_all_real_x1e3_per_level"]) == len(result["swd_x1e3_per_level"])
     assert result["swd_all_real_x1e3_mean"] > 0 and result["swd_all_real_x1e3_mean"] != result["swd_x1e3_mean"]
     assert result["diversity_real"]["pairs"] == 6  # 4 real images of the held-out size
+    from PIL import Image
+
+    sheet = Image.open(tmp_path / "samples.png")  # both 128x128 samples side by side, a padded row of four
+    assert sheet.size == (4 * 132, 132)
     alone = GenerationEvaluation(synth, held, EnsureTyped("image"), tmp_path / "alone", num_samples=2).run()
     assert "swd_all_real_x1e3_mean" not in alone and "diversity_real" not in alone
     assert alone["swd_x1e3_mean"] == result["swd_x1e3_mean"]

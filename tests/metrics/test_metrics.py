@@ -95,7 +95,11 @@ def test_paired_fidelity_known_answers():
 
 def test_diversity_uses_ms_ssim_when_large_enough():
     small = _smooth((3, 1, 64, 64))
-    assert pairwise_diversity(torch.stack([small[0]] * 3)) == {"metric": "ssim", "mean": pytest.approx(1.0), "pairs": 3}
+    same = {"metric": "ssim", "mean": pytest.approx(1.0), "median": pytest.approx(1.0), "pairs": 3}
+    assert pairwise_diversity(torch.stack([small[0]] * 3)) == same
+    # a collapsed set with one unlike sample: the mean says diverse, the median says collapsed
+    outlier = pairwise_diversity(torch.stack([small[0]] * 4 + [1 - small[1]]))
+    assert outlier["pairs"] == 10 and outlier["median"] == pytest.approx(1.0) and outlier["mean"] < 0.7
     assert pairwise_diversity(small)["mean"] < 0.9
     big = pairwise_diversity(_smooth((2, 1, 176, 176)))
     assert big["metric"] == "ms-ssim" and big["pairs"] == 1
