@@ -35,14 +35,17 @@ Tasks (both from real data shipped in PyPI packages):
 
     python benchmarks/quality_ablation.py                       # both tasks, every row: hours on 2 CPU cores
     python benchmarks/quality_ablation.py --tasks xray --iterations_factor 0.6 \
-        --output benchmarks/results/quality_ablation_xray.json  # what docs/quality.md reports (one run per task)
+        --output benchmarks/results/quality_ablation_xray.json  # the budget of docs/quality.md (its commands there)
+    python benchmarks/quality_ablation.py --tasks xray --iterations_factor 0.6 --train_seed 1 \
+        --work_dir outputs/quality_ablation_seed1 --rows baseline "full recipe"  # the same rows, another training seed
     python benchmarks/quality_ablation.py --tasks xray --rows baseline "full recipe" --iterations_factor 0.05
 
 Writes --output (default benchmarks/results/quality_ablation.json: device, versions, command, every row's metrics
 and timings), the same tables as Markdown beside it (.md), and a labelled panel PNG per task and row
 (benchmarks/results/quality_ablation_<task>_<row>.png: real | sample | sample | 4x zoom on a window-grid
-crossing, and below it every sample). Trained models and logs go to --work_dir; a rerun resumes, and reuses
-the evaluation of rows already trained and evaluated (--reevaluate evaluates them again).
+crossing, and below it every sample; ``_seed<n>`` appended for --train_seed n). Trained models and logs go to
+--work_dir; a rerun resumes, and reuses the evaluation of rows already trained and evaluated (--reevaluate
+evaluates them again).
 """
 
 from __future__ import annotations
@@ -394,7 +397,8 @@ def main() -> int:
             panels = [(f"{name}, {r}: real | sample | sample | 4x zoom", ev / "panel.png")]
             if (ev / "samples.png").is_file():
                 panels.append(("every sample", ev / "samples.png"))
-            labelled_panels(panels, out.with_name(f"quality_ablation_{name}_{slug(r)}.png"))
+            seed = f"_seed{args.train_seed}" if args.train_seed else ""
+            labelled_panels(panels, out.with_name(f"quality_ablation_{name}_{slug(r)}{seed}.png"))
     result = {
         "benchmark": "quality_ablation",
         "command": command(),

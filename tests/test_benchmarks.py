@@ -141,3 +141,19 @@ def test_quality_ablation_rows_override_real_config_ids():
             assert not unknown, f"row {name!r} sets unknown ids {unknown}"
             for layer in row.get("layers", []):
                 assert (REPO_ROOT / "bundles" / task["bundle"] / "configs" / layer).is_file()
+
+
+def test_diverse_recipe_layer_is_the_measured_row():
+    """configs/recipe_diverse.json is what the quality ablation measured as '+ augmentation + diversity term'."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        import quality_ablation as qa
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    configs = REPO_ROOT / "bundles" / "xray_msgan_2d" / "configs"
+    row = qa.ROWS["+ augmentation + diversity term"]
+    measured = {}
+    for layer in row["layers"]:
+        measured.update(json.loads((configs / layer).read_text()))
+    measured.update(row["set"])
+    assert json.loads((configs / "recipe_diverse.json").read_text()) == measured
