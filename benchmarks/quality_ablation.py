@@ -392,12 +392,12 @@ def main() -> int:
         }
         results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
+        seed = f"_seed{args.train_seed}" if args.train_seed else ""  # panels of another training seed beside
         for r in rows:
             ev = work / f"eval_{slug(r)}"
             panels = [(f"{name}, {r}: real | sample | sample | 4x zoom", ev / "panel.png")]
             if (ev / "samples.png").is_file():
                 panels.append(("every sample", ev / "samples.png"))
-            seed = f"_seed{args.train_seed}" if args.train_seed else ""
             labelled_panels(panels, out.with_name(f"quality_ablation_{name}_{slug(r)}{seed}.png"))
     result = {
         "benchmark": "quality_ablation",

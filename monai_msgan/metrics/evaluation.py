@@ -224,14 +224,14 @@ class GenerationEvaluation:
                 "pairs": sum(d["pairs"] for d in div),
             }
         references = self._reference_images(real)
+        all_real = torch.cat([real, *(r[None] for r in references)])  # held-out and reference images
         if references and conds is None:  # fidelity to every real image, steadier than a few held-out ones
-            all_real = torch.cat([real, torch.stack(references)])
             swd_all = SlicedWassersteinDistance(levels=levels)(all_real, fake)
             result["num_real_all"] = len(all_real)
             result["swd_all_real_x1e3_per_level"] = [round(v * 1e3, 3) for v in swd_all]
             result["swd_all_real_x1e3_mean"] = round(sum(swd_all) / len(swd_all) * 1e3, 3)
-        if len(real) + len(references) >= 2:
-            result["diversity_real"] = pairwise_diversity(torch.cat([real, *(r[None] for r in references)]))
+        if len(all_real) >= 2:
+            result["diversity_real"] = pairwise_diversity(all_real)
         result["generation_seconds_per_sample"] = round(seconds / len(fake), 3)
         result["seeds"] = seeds
         self.output_dir.mkdir(parents=True, exist_ok=True)
