@@ -22,6 +22,8 @@ MS-SSIM from 161 px). Rows:
 - ``+ <option>``: the baseline with one option of the new recipe;
 - ``full recipe``: the bundle's train.json as shipped;
 - ``full + truncation``: the full model sampled with a narrowed latent (``truncation`` < 1, sampling only);
+- ``low-res GAN + interpolation``: the full model's base alone, interpolated to full size (no patch scale): what
+  the patch scales add, and for CT how much air the base already gives;
 - ``low-res GAN + learned SR``: the full recipe's base with patch networks trained by L1 alone (no adversarial
   term): the "low-resolution GAN + super-resolution" approach, with the same networks.
 
@@ -123,6 +125,8 @@ V0 = ["recipe_v0.json"]
 LATENT = {"base_latent_channels": 32}
 NO_COV = {"coverage_weight": 0.0}
 BN_D = {"disc_norm": "batch", "disc_minibatch_std": 0}
+# the X-ray discriminator until the batch-norm one became the default (2026-12-01): no batch norm, minibatch std 4
+MBSTD_D = {"disc_norm": None, "disc_minibatch_std": 4}
 # name: (description, extra config layers, overrides, how it is made)
 ROWS: dict[str, dict] = {
     "baseline": {"about": "the landed recipe (recipe_v0.json)", "layers": V0, "set": {}},
@@ -179,29 +183,48 @@ ROWS: dict[str, dict] = {
     },
     "+ alternating G/D": {"about": "2 G steps per D step (megapixel DCGAN)", "layers": V0, "set": {"g_steps": 2}},
     "full recipe": {"about": "train.json as shipped", "layers": [], "set": {}},
-    "full + truncation": {"about": "the full model, latent narrowed at sampling", "sample_of": "full recipe"},
+    "full + truncation": {
+        "about": "the full model, latent narrowed at sampling",
+        "sample_of": "full recipe",
+        "sample_set": {"truncation": "FROM_TASK"},
+    },
     "full + coverage term": {
         "about": "train.json with the mode coverage term, weight 3 (both bundles' default since 2026-12-01)",
         "layers": [],
         "set": {"coverage_weight": 3.0},
     },
-    # train.json without the coverage term (the X-ray default until 2026-12-01, the CT one before the Variants run),
-    # alone and with further options
-    "full w/o coverage term": {"about": "train.json without the coverage term", "layers": [], "set": NO_COV},
+    "full, D without BN, minibatch std": {
+        "about": "train.json with our discriminator without batch norm, with minibatch std (groups of 4): the X-ray "
+        "full recipe until 2026-12-01",
+        "layers": [],
+        "set": MBSTD_D,
+    },
+    "full + coverage weight 10": {
+        "about": "train.json with the mode coverage term at weight 10 instead of 3",
+        "layers": [],
+        "set": {"coverage_weight": 10.0},
+    },
+    # the X-ray recipe before the coverage term (2026-12-01): train.json without the coverage term and with the
+    # discriminator of that time (no batch norm, minibatch std), alone and with further options
+    "full w/o coverage term": {
+        "about": "train.json without the coverage term, D without batch norm, with minibatch std",
+        "layers": [],
+        "set": {**NO_COV, **MBSTD_D},
+    },
     "full w/o coverage + clamped output": {
         "about": "train.json without the coverage term, the base output clamped (straight-through), not tanh",
         "layers": [],
-        "set": {**NO_COV, "base_output_activation": "clamp"},
+        "set": {**NO_COV, **MBSTD_D, "base_output_activation": "clamp"},
     },
     "full w/o coverage + diversity term": {
         "about": "train.json without the coverage term, with the diversity shortfall, weight 3",
         "layers": [],
-        "set": {**NO_COV, "diversity_weight": 3.0},
+        "set": {**NO_COV, **MBSTD_D, "diversity_weight": 3.0},
     },
     "full w/o coverage + layout diversity term": {
         "about": "train.json without the coverage term, with the diversity shortfall on pooled, standardised images",
         "layers": [],
-        "set": {**NO_COV, "diversity_weight": 3.0, "diversity_space": "layout"},
+        "set": {**NO_COV, **MBSTD_D, "diversity_weight": 3.0, "diversity_space": "layout"},
     },
     "full w/o coverage, batch-norm D": {
         "about": "train.json without the coverage term, a batch-norm discriminator and no minibatch std",
@@ -222,6 +245,11 @@ ROWS: dict[str, dict] = {
         "about": "as above, with the diversity shortfall, weight 3",
         "layers": [],
         "set": {**NO_COV, **BN_D, "base_latent_channels": 0, "diversity_weight": 3.0},
+    },
+    "low-res GAN + interpolation": {
+        "about": "the full model's base alone, brought to full size by trilinear (3D) or bicubic (2D) interpolation",
+        "sample_of": "full recipe",
+        "sample_set": {"generated_scales": 1},
     },
     "low-res GAN + learned SR": {
         "about": "full recipe's base; patch nets trained with L1 only",
@@ -276,8 +304,8 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
     print(f"[{task_name}] evaluating {row_name} ...", flush=True)
     args = {"dataset_dir": str(data), "ckpt_dir": str(ckpt), "eval_output_dir": str(eval_dir), "overwrite": True}
     args["num_eval_samples"] = 8 if task_name == "xray" else 4
-    if source:
-        args["truncation"] = task["truncation"]
+    for k, v in row.get("sample_set", {}).items():  # sampling options of a row made from another row's model
+        args[k] = task[k] if v == "FROM_TASK" else v
     configs = ["inference.json", "evaluate.json", "quick.json", *layers, str(layer_file)]
     run(bundle_cmd("evaluating", bundle, configs, args), work / f"eval_{slug(row_name)}.log")
     metrics = json.loads((eval_dir / "metrics.json").read_text())
@@ -286,6 +314,31 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
     metrics["num_iterations"] = iterations
     metrics["overrides"] = overrides
     return metrics
+
+
+def real_air_at_base_resolution(task_name: str, work: Path) -> float | None:
+    """For CT: the held-out real volumes' outside-body air fraction after bringing them to the base's resolution
+    (average pooling by ``2**(num_scales - 1)``) and back (trilinear): the most air a perfect base alone could give,
+    the ceiling of the ``low-res GAN + interpolation`` row. None for 2D tasks."""
+    task = TASKS[task_name]
+    if len(task["overrides"]["image_size"]) != 3:
+        return None
+    import nibabel as nib
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    from monai_msgan.metrics import outside_body_air
+
+    data = work / "data"
+    factor = 2 ** (task["overrides"]["num_scales"] - 1)
+    fractions = []
+    for entry in json.loads((data / "datalist.json").read_text())["validation"]:
+        volume = torch.from_numpy(np.asarray(nib.load(data / entry["image"]).dataobj, dtype=np.float32))[None, None]
+        low = F.avg_pool3d(volume, factor)
+        back = F.interpolate(low, size=volume.shape[2:], mode="trilinear", align_corners=False)[0, 0]
+        fractions.append(outside_body_air(back.numpy())["outside_air_fraction"])
+    return round(sum(fractions) / len(fractions), 4)
 
 
 def _median_ratio(m: dict) -> float | None:
@@ -359,6 +412,11 @@ def markdown(tasks: dict) -> str:
         line = f"Held-out real: p50 / p99.9 {real_q['p50']} / {real_q['p99.9']}"
         if real_air is not None:
             line += f", outside air {100 * real_air:.1f} %"
+        if task.get("real_air_at_base_resolution") is not None:
+            line += (
+                f" ({100 * task['real_air_at_base_resolution']:.1f} % when brought to the base's resolution and back"
+                " by trilinear interpolation)"
+            )
         out += ["", line, ""]
     return "\n".join(out)
 
@@ -392,6 +450,7 @@ def main() -> int:
         }
         results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
+        tasks[name]["real_air_at_base_resolution"] = real_air_at_base_resolution(name, work)
         seed = f"_seed{args.train_seed}" if args.train_seed else ""  # panels of another training seed beside
         for r in rows:
             ev = work / f"eval_{slug(r)}"

@@ -132,11 +132,17 @@ def test_quality_ablation_rows_override_real_config_ids():
     finally:
         sys.path.remove(str(REPO_ROOT / "benchmarks"))
     for task in qa.TASKS.values():
-        ids = set(json.loads((REPO_ROOT / "bundles" / task["bundle"] / "configs" / "train.json").read_text()))
+        configs = REPO_ROOT / "bundles" / task["bundle"] / "configs"
+        ids = set(json.loads((configs / "train.json").read_text()))
+        sampling_ids = set(json.loads((configs / "inference.json").read_text()))
         assert set(task["overrides"]) <= ids
         for name, row in qa.ROWS.items():
             source = row.get("sample_of") or row.get("base_of")
             assert source is None or source in qa.ROWS, name
+            assert set(row.get("sample_set", {})) <= sampling_ids, name
+            assert not row.get("sample_set") or row.get("sample_of"), f"row {name!r} samples without a source row"
+            for option, value in row.get("sample_set", {}).items():
+                assert value != "FROM_TASK" or option in task, f"row {name!r}: the task sets no {option!r}"
             unknown = set(row.get("set", {})) - ids
             assert not unknown, f"row {name!r} sets unknown ids {unknown}"
             for layer in row.get("layers", []):
