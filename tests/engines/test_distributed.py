@@ -94,7 +94,8 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
         results[scale] = {
             "initial": initial,
             "generator": unwrap(trainer.generator).state_dict(),
-            "discriminator": unwrap(trainer.discriminator).state_dict(),
+            "discriminator": {k: v.detach().clone() for k, v in unwrap(trainer.discriminator).named_parameters()},
+            "discriminator_buffers": {k: v.clone() for k, v in unwrap(trainer.discriminator).named_buffers()},
             "ema": trainer.generator_ema.module.state_dict(),
             "augment_p": trainer.augment.probability,
             "loss_d": trainer.state.output["loss_d"],
@@ -126,6 +127,11 @@ def test_ddp_ranks_end_with_identical_weights_and_rank0_alone_writes(tmp_path, m
         assert a["loss_d"] != b["loss_d"]
         assert _equal(a["generator"], b["generator"]), f"scale {scale}: generators differ between ranks"
         assert _equal(a["discriminator"], b["discriminator"]), f"scale {scale}: discriminators differ"
+        # batch norm (the bundles' discriminators): DDP broadcasts rank 0's running statistics at the start of every
+        # forward pass, so each rank ends with its own last update of them; rank 0's are the ones saved
+        running = [k for k in a["discriminator_buffers"] if k.endswith("running_mean")]
+        assert running and a["discriminator_buffers"].keys() == b["discriminator_buffers"].keys()
+        assert all(torch.isfinite(v).all() for v in a["discriminator_buffers"].values())
         assert _equal(a["ema"], b["ema"]) and a["augment_p"] == b["augment_p"]
         assert not _equal(a["generator"], {k: v for k, v in a["initial"].items()})  # it trained
         # rank 0's checkpoint holds the weights both ranks ended with
