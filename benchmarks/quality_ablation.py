@@ -21,6 +21,9 @@ MS-SSIM from 161 px). Rows:
   batch norm, LSGAN + L1, no regulariser);
 - ``+ <option>``: the baseline with one option of the new recipe;
 - ``full recipe``: the bundle's train.json as shipped;
+- ``full, <variant>`` / ``full + <option>``: the full recipe with one thing changed, e.g. ``full, D without BN,
+  minibatch std`` (the X-ray discriminator until 2026-12-01); ``full w/o coverage ...``: the X-ray recipe before
+  the coverage term, with the options named;
 - ``full + truncation``: the full model sampled with a narrowed latent (``truncation`` < 1, sampling only);
 - ``low-res GAN + interpolation``: the full model's base alone, interpolated to full size (no patch scale): what
   the patch scales add, and for CT how much air the base already gives;
