@@ -321,8 +321,8 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
 
 def real_air_at_base_resolution(task_name: str, work: Path) -> float | None:
     """For CT: the held-out real volumes' outside-body air fraction after bringing them to the base's resolution
-    (average pooling by ``2**(num_scales - 1)``) and back (trilinear): the most air a perfect base alone could give,
-    the ceiling of the ``low-res GAN + interpolation`` row. None for 2D tasks."""
+    (average pooling by ``2**(num_scales - 1)``) and back (trilinear): what the real image itself scores at the
+    base's resolution, the reference for the ``low-res GAN + interpolation`` row. None for 2D tasks."""
     task = TASKS[task_name]
     if len(task["overrides"]["image_size"]) != 3:
         return None
