@@ -80,7 +80,6 @@ TASKS = {
             "save_interval": 100,
         },
         "iterations": [1200, 300, 300, 300],
-        "truncation": 0.7,
     },
     "ct": {
         "bundle": "ct_msgan_3d",
@@ -98,7 +97,6 @@ TASKS = {
             "save_interval": 100,
         },
         "iterations": [1000, 300],
-        "truncation": 0.7,
     },
 }
 
@@ -189,7 +187,7 @@ ROWS: dict[str, dict] = {
     "full + truncation": {
         "about": "the full model, latent narrowed at sampling",
         "sample_of": "full recipe",
-        "sample_set": {"truncation": "FROM_TASK"},
+        "sample_set": {"truncation": 0.7},
     },
     "full + coverage term": {
         "about": "train.json with the mode coverage term, weight 3 (both bundles' default since 2026-12-01)",
@@ -307,8 +305,7 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
     print(f"[{task_name}] evaluating {row_name} ...", flush=True)
     args = {"dataset_dir": str(data), "ckpt_dir": str(ckpt), "eval_output_dir": str(eval_dir), "overwrite": True}
     args["num_eval_samples"] = 8 if task_name == "xray" else 4
-    for k, v in row.get("sample_set", {}).items():  # sampling options of a row made from another row's model
-        args[k] = task[k] if v == "FROM_TASK" else v
+    args.update(row.get("sample_set", {}))  # sampling options of a row made from another row's model
     configs = ["inference.json", "evaluate.json", "quick.json", *layers, str(layer_file)]
     run(bundle_cmd("evaluating", bundle, configs, args), work / f"eval_{slug(row_name)}.log")
     metrics = json.loads((eval_dir / "metrics.json").read_text())
