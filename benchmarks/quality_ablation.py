@@ -23,7 +23,10 @@ MS-SSIM from 161 px). Rows:
 - ``full recipe``: the bundle's train.json as shipped;
 - ``full, <variant>`` / ``full + <option>``: the full recipe with one thing changed, e.g. ``full, D without BN,
   minibatch std`` (the X-ray discriminator until 2026-12-01); ``full w/o coverage ...``: the X-ray recipe before
-  the coverage term, with the options named;
+  the coverage term, with the options named; ``full, D first layer instance norm`` / ``without norm``: the
+  discriminators' first convolution with instance norm (every full recipe up to run 4) or without normalisation
+  (the class default since run 5); ``full + CT windows`` (CT only): air,
+  lung, soft-tissue and bone windows as extra discriminator inputs;
 - ``full + truncation``: the full model sampled with a narrowed latent (``truncation`` < 1, sampling only);
 - ``low-res GAN + interpolation``: the full model's base alone, interpolated to full size (no patch scale): what
   the patch scales add, and for CT how much air the base already gives;
@@ -118,6 +121,7 @@ def _our_d(**options) -> dict:
             "norm": options.get("norm"),
             "minibatch_std": options.get("minibatch_std", 0),
             "spectral_norm": options.get("spectral_norm", False),
+            "initial_norm": options.get("initial_norm"),
         }
     return out
 
@@ -128,6 +132,8 @@ NO_COV = {"coverage_weight": 0.0}
 BN_D = {"disc_norm": "batch", "disc_minibatch_std": 0}
 # the X-ray discriminator until the batch-norm one became the default (2026-12-01): no batch norm, minibatch std 4
 MBSTD_D = {"disc_norm": None, "disc_minibatch_std": 4}
+# reader's windows in HU: air, lung, soft tissue (mediastinum), bone
+CT_WINDOWS_HU = [[-1024, -874], [-1000, -200], [-160, 240], [200, 1500]]
 # name: (description, extra config layers, overrides, how it is made)
 ROWS: dict[str, dict] = {
     "baseline": {"about": "the landed recipe (recipe_v0.json)", "layers": V0, "set": {}},
@@ -247,6 +253,29 @@ ROWS: dict[str, dict] = {
         "layers": [],
         "set": {**NO_COV, **BN_D, "base_latent_channels": 0, "diversity_weight": 3.0},
     },
+    "full + layout diversity term": {
+        "about": "train.json with the diversity shortfall on pooled, standardised images, weight 3",
+        "layers": [],
+        "set": {"diversity_weight": 3.0, "diversity_space": "layout"},
+    },
+    "full, D first layer instance norm": {
+        "about": "train.json with instance norm on the discriminators' first convolution, as every full recipe up to "
+        "run 4 had it (MONAI's Convolution default when no norm was passed)",
+        "layers": [],
+        "set": {"disc_initial_norm": "instance"},
+    },
+    "full, D first layer without norm": {
+        "about": "train.json with no normalisation on the discriminators' first convolution (the class default, as "
+        "pix2pix and MONAI)",
+        "layers": [],
+        "set": {"disc_initial_norm": None},
+    },
+    "full + CT windows": {
+        "about": "train.json with air, lung, soft-tissue and bone windows as extra discriminator input channels",
+        "layers": [],
+        "set": {"disc_windows_hu": CT_WINDOWS_HU},
+        "tasks": ["ct"],
+    },
     "low-res GAN + interpolation": {
         "about": "the full model's base alone, brought to full size by trilinear (3D) or bicubic (2D) interpolation",
         "sample_of": "full recipe",
@@ -267,6 +296,8 @@ def slug(name: str) -> str:
 
 def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: bool = True, seed: int = 0) -> dict:
     task, row = TASKS[task_name], ROWS[row_name]
+    if task_name not in row.get("tasks", TASKS):
+        raise ValueError(f"row '{row_name}' applies to {row['tasks']} only, not to {task_name}.")
     bundle = REPO / "bundles" / task["bundle"]
     data = work / "data"
     task["prepare"](data)
@@ -446,7 +477,9 @@ def main() -> int:
         work = Path(args.work_dir).resolve() / name  # absolute: config layers are resolved against the bundle
         work.mkdir(parents=True, exist_ok=True)
         results = {
-            r: run_row(name, r, work, args.iterations_factor, not args.reevaluate, args.train_seed) for r in rows
+            r: run_row(name, r, work, args.iterations_factor, not args.reevaluate, args.train_seed)
+            for r in rows
+            if name in ROWS[r].get("tasks", TASKS)  # rows for one task only (e.g. HU windows) skip the others
         }
         results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}

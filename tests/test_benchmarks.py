@@ -131,12 +131,16 @@ def test_quality_ablation_rows_override_real_config_ids():
         import quality_ablation as qa
     finally:
         sys.path.remove(str(REPO_ROOT / "benchmarks"))
-    for task in qa.TASKS.values():
+    assert qa.ROWS["full + CT windows"]["tasks"] == ["ct"]  # the X-ray bundle has no HU windows
+    for task_name, task in qa.TASKS.items():
         configs = REPO_ROOT / "bundles" / task["bundle"] / "configs"
         ids = set(json.loads((configs / "train.json").read_text()))
         sampling_ids = set(json.loads((configs / "inference.json").read_text()))
         assert set(task["overrides"]) <= ids
         for name, row in qa.ROWS.items():
+            assert set(row.get("tasks", qa.TASKS)) <= set(qa.TASKS), name
+            if task_name not in row.get("tasks", qa.TASKS):
+                continue
             source = row.get("sample_of") or row.get("base_of")
             assert source is None or source in qa.ROWS, name
             assert set(row.get("sample_set", {})) <= sampling_ids, name

@@ -15,15 +15,23 @@ differentiable augmentation). MONAI's own discriminators (:class:`monai.networks
 
 from __future__ import annotations
 
-from monai_msgan.networks.blocks import DiscriminatorAugment, LabelEmbedding, MinibatchStdDev
+from monai_msgan.networks.blocks import (
+    DiscriminatorAugment,
+    IntensityWindows,
+    LabelEmbedding,
+    MinibatchStdDev,
+    hu_to_unit,
+)
 from monai_msgan.networks.nets import BaseGenerator, MultiScaleGenerator, PatchDiscriminator, PatchGenerator
 
 __all__ = [
     "BaseGenerator",
     "DiscriminatorAugment",
+    "IntensityWindows",
     "LabelEmbedding",
     "MinibatchStdDev",
     "MultiScaleGenerator",
     "PatchDiscriminator",
     "PatchGenerator",
+    "hu_to_unit",
 ]

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import pytest
 import torch
+from monai.bundle import ConfigParser
 
-from monai_msgan.networks import MinibatchStdDev, PatchDiscriminator
+from monai_msgan.networks import IntensityWindows, MinibatchStdDev, PatchDiscriminator, hu_to_unit
+from tests.conftest import REPO_ROOT
 
 TEST_CASES_SHAPE = [
     # spatial_dims, size, layers, expected logits size (halved by all but the last layer, which trims 1 with k=4)
@@ -78,3 +80,88 @@ def test_minibatch_std_makes_the_discriminator_output_depend_on_the_batch():
     plain = PatchDiscriminator(2, in_channels=1, channels=4, num_layers_d=2).eval()
     with torch.no_grad():
         assert torch.allclose(plain(x)[:1], plain(x[:1]), atol=1e-6)
+
+
+def test_first_layer_has_no_norm_so_a_uniform_level_is_visible():
+    # instance norm on the first convolution (what the network had up to CT bundle 0.4.1 / X-ray bundle 0.5.0)
+    # divides out a patch's level: two uniform patches at different levels give the same logits
+    torch.manual_seed(0)
+    for norm in (None, "batch"):
+        net = PatchDiscriminator(3, in_channels=1, channels=4, num_layers_d=2, norm=norm).eval()
+        assert len(list(net.features[0].children())) == 2  # conv and an ADN holding the activation only
+        assert not any(isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) for m in net.features[0].modules())
+        air, haze = torch.full((1, 1, 16, 16, 16), -1.0), torch.full((1, 1, 16, 16, 16), -0.9)
+        with torch.no_grad():
+            a, h = net(air), net(haze)
+        assert (a - h).abs().max() > 0.02 * a.abs().max()  # the logits move with the level (small init weights)
+    torch.manual_seed(0)
+    old = PatchDiscriminator(3, in_channels=1, channels=4, num_layers_d=2, initial_norm="instance").eval()
+    with torch.no_grad():
+        a, h = old(air), old(haze)
+    assert (a - h).abs().max() < 1e-3 * a.abs().max()
+
+
+def test_hu_to_unit_maps_the_hu_window_to_the_model_range():
+    assert hu_to_unit(-1024, (-1024, 3071)) == -1.0
+    assert hu_to_unit(3071.0, (-1024, 3071)) == 1.0
+    assert hu_to_unit([[-1024, 1023.5], [3071]], (-1024, 3071)) == [[-1.0, 0.0], [1.0]]
+    with pytest.raises(ValueError, match="high > low"):
+        hu_to_unit(0, (10, 10))
+
+
+def test_intensity_windows_known_values_and_gradients():
+    layer = IntensityWindows([(-1.0, -0.9), (0.0, 1.0)], channels=1)
+    x = torch.tensor([-1.0, -0.95, -0.9, 0.5, 1.0]).view(1, 1, 5).repeat(2, 2, 1).requires_grad_(True)
+    y = layer(x)
+    assert y.shape == (2, 2 + 2, 5)  # the input, then the two windows of its first channel only
+    torch.testing.assert_close(y[:, :2], x)
+    t1, t = torch.tanh(torch.tensor(1.0)), torch.tanh
+    torch.testing.assert_close(
+        y[0, 2], torch.stack([-t1, t(torch.tensor(0.0)), t1, t(torch.tensor(29.0)), t(torch.tensor(39.0))])
+    )
+    torch.testing.assert_close(
+        y[0, 3],
+        torch.stack([t(torch.tensor(-3.0)), t(torch.tensor(-2.9)), t(torch.tensor(-2.8)), torch.tensor(0.0), t1]),
+    )
+    # a 0.05 step in air (about 100 HU in a -1024..3071 HU range) moves the air window by about 0.76
+    assert y[0, 2, 1] - y[0, 2, 0] > 0.7
+    y[:, 2:].sum().backward()
+    assert torch.isfinite(x.grad).all() and (x.grad[:, 0] != 0).all() and (x.grad[:, 1] == 0).all()
+    assert IntensityWindows([(0, 1)]).extra_channels(3) == 3 and layer.extra_channels(3) == 2
+
+
+@pytest.mark.parametrize(
+    "windows,channels", [([], None), ([(1.0, 0.0)], None), ([(0.0, 1.0, 2.0)], None), ([(0, 1)], 0)]
+)
+def test_intensity_windows_reject_bad_arguments(windows, channels):
+    with pytest.raises(ValueError):
+        IntensityWindows(windows, channels)
+
+
+def test_discriminator_with_windows_sees_extra_channels():
+    net = PatchDiscriminator(
+        2, in_channels=3, channels=4, num_layers_d=2, input_windows=[(-1, -0.9), (0, 1)], window_channels=2
+    ).eval()
+    assert net.features[0].conv.in_channels == 3 + 2 * 2
+    with torch.no_grad():
+        assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1, 7, 7)
+    with pytest.raises(ValueError, match="expected 3 input channels"):
+        net(torch.randn(2, 7, 32, 32))
+    plain = PatchDiscriminator(2, in_channels=3, channels=4, num_layers_d=2, input_windows=[])
+    assert plain.windows is None and plain.features[0].conv.in_channels == 3
+
+
+def test_ct_bundle_turns_hu_windows_into_discriminator_windows():
+    configs = [str(REPO_ROOT / "bundles" / "ct_msgan_3d" / "configs" / f) for f in ("train.json", "quick.json")]
+    parser = ConfigParser()
+    parser.read_config(configs)
+    assert parser.get_parsed_content("patch_discriminator")().windows is None  # shipped: none
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser["disc_windows_hu"] = [[-1024, -874], [200, 1500]]
+    patch_d = parser.get_parsed_content("patch_discriminator")()
+    base_d = parser.get_parsed_content("base_discriminator")()
+    assert patch_d.windows.windows[0] == pytest.approx((-1.0, -1.0 + 2 * 150 / 4095))
+    assert patch_d.windows.windows[1] == pytest.approx((-1.0 + 2 * 1224 / 4095, -1.0 + 2 * 2524 / 4095))
+    assert patch_d.features[0].conv.in_channels == 2 + 2 * 2  # image and coarse image, two windows each
+    assert base_d.features[0].conv.in_channels == 1 + 2

@@ -10,11 +10,12 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 """Building blocks of the discriminators and their training: minibatch statistics, differentiable augmentation,
-latent-modulated normalisation, label embedding."""
+intensity windows, latent-modulated normalisation, label embedding."""
 
 from __future__ import annotations
 
 from monai_msgan.networks.blocks.diff_augment import AUGMENTATIONS, DiscriminatorAugment
+from monai_msgan.networks.blocks.intensity_windows import IntensityWindows, hu_to_unit
 from monai_msgan.networks.blocks.label_embedding import LabelEmbedding
 from monai_msgan.networks.blocks.minibatch_std import MinibatchStdDev
 from monai_msgan.networks.blocks.modulated_norm import LatentMapping, LatentModulatedNorm
@@ -22,8 +23,10 @@ from monai_msgan.networks.blocks.modulated_norm import LatentMapping, LatentModu
 __all__ = [
     "AUGMENTATIONS",
     "DiscriminatorAugment",
+    "IntensityWindows",
     "LabelEmbedding",
     "LatentMapping",
     "LatentModulatedNorm",
     "MinibatchStdDev",
+    "hu_to_unit",
 ]

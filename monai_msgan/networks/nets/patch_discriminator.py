@@ -14,10 +14,13 @@ batch norm."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from monai.networks.blocks import Convolution
 from torch import nn
 
+from monai_msgan.networks.blocks.intensity_windows import IntensityWindows
 from monai_msgan.networks.blocks.minibatch_std import MinibatchStdDev
 
 __all__ = ["PatchDiscriminator"]
@@ -48,6 +51,14 @@ class PatchDiscriminator(nn.Module):
         minibatch_std_channels: statistics channels that layer appends.
         spectral_norm: spectral normalisation of every convolution.
         max_channels: cap on feature channels.
+        input_windows: ``(low, high)`` intensity windows in the input's units (for CT in HU:
+            :func:`~monai_msgan.networks.blocks.hu_to_unit`); None or empty = none.
+        window_channels: leading input channels that get the windows (image, and coarse image for a patch
+            discriminator); None = all.
+        initial_norm: normalisation of the initial convolution; None (the default, as pix2pix and MONAI) for
+            none. Instance norm there ("instance", what this network had up to CT bundle 0.4.1 and X-ray bundle
+            0.5.0) divides out each patch's mean level and contrast before the discriminator sees them: a uniform
+            patch of hazy air 100 HU too bright looks the same as real air.
     """
 
     def __init__(
@@ -63,6 +74,9 @@ class PatchDiscriminator(nn.Module):
         minibatch_std_channels: int = 1,
         spectral_norm: bool = False,
         max_channels: int = 512,
+        input_windows: Sequence[Sequence[float]] | None = None,
+        window_channels: int | None = None,
+        initial_norm: str | tuple | None = None,
     ) -> None:
         super().__init__()
         if num_layers_d < 1:
@@ -72,9 +86,18 @@ class PatchDiscriminator(nn.Module):
         self.spatial_dims = spatial_dims
         self.in_channels = in_channels
         padding = (kernel_size - 1) // 2
+        self.windows = IntensityWindows(input_windows, window_channels) if input_windows else None
+        first_in = in_channels + (self.windows.extra_channels(in_channels) if self.windows is not None else 0)
         layers: list[nn.Module] = [
             Convolution(
-                spatial_dims, in_channels, channels, strides=2, kernel_size=kernel_size, padding=padding, act=act
+                spatial_dims,
+                first_in,
+                channels,
+                strides=2,
+                kernel_size=kernel_size,
+                padding=padding,
+                act=act,
+                norm=initial_norm,
             )
         ]
         ch = channels
@@ -103,6 +126,8 @@ class PatchDiscriminator(nn.Module):
         """Logits ``(B, 1, *patches)`` for ``(B, in_channels, *spatial)`` inputs."""
         if x.shape[1] != self.in_channels:
             raise ValueError(f"expected {self.in_channels} input channels, got {x.shape[1]}.")
+        if self.windows is not None:
+            x = self.windows(x)
         h = self.features(x)
         if self.minibatch_std is not None:
             h = self.minibatch_std(h)
