@@ -165,3 +165,14 @@ def test_ct_bundle_turns_hu_windows_into_discriminator_windows():
     assert patch_d.windows.windows[1] == pytest.approx((-1.0 + 2 * 1224 / 4095, -1.0 + 2 * 2524 / 4095))
     assert patch_d.features[0].conv.in_channels == 2 + 2 * 2  # image and coarse image, two windows each
     assert base_d.features[0].conv.in_channels == 1 + 2
+
+
+@pytest.mark.parametrize("bundle,instance", [("ct_msgan_3d", False), ("xray_msgan_2d", True)])
+def test_bundles_first_layer_norm_is_the_measured_one(bundle, instance):
+    # docs/quality.md, run 5: CT leaves the first layer's norm out, X-ray keeps its instance norm
+    parser = ConfigParser()
+    parser.read_config([str(REPO_ROOT / "bundles" / bundle / "configs" / f) for f in ("train.json", "quick.json")])
+    for key in ("base_discriminator", "patch_discriminator"):
+        first = parser.get_parsed_content(key)().features[0]
+        has = any(isinstance(m, torch.nn.modules.instancenorm._InstanceNorm) for m in first.modules())
+        assert has == instance, (bundle, key)
