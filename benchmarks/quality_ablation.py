@@ -121,7 +121,8 @@ def _our_d(**options) -> dict:
             "norm": options.get("norm"),
             "minibatch_std": options.get("minibatch_std", 0),
             "spectral_norm": options.get("spectral_norm", False),
-            "initial_norm": options.get("initial_norm"),
+            # instance norm on the first layer: what these rows measured (the class default until run 5)
+            "initial_norm": options.get("initial_norm", "instance"),
         }
     return out
 
