@@ -72,13 +72,15 @@ class IntensityWindows(nn.Module):
         self.register_buffer("centre", torch.tensor([(a + b) / 2 for a, b in pairs]), persistent=False)
         self.register_buffer("half_width", torch.tensor([(b - a) / 2 for a, b in pairs]), persistent=False)
 
+    def _windowed(self, in_channels: int) -> int:
+        return in_channels if self.channels is None else min(self.channels, in_channels)
+
     def extra_channels(self, in_channels: int) -> int:
         """Channels this module appends to an input of ``in_channels`` channels."""
-        k = in_channels if self.channels is None else min(self.channels, in_channels)
-        return k * len(self.windows)
+        return self._windowed(in_channels) * len(self.windows)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        k = x.shape[1] if self.channels is None else min(self.channels, x.shape[1])
+        k = self._windowed(x.shape[1])
         shape = (1, 1, len(self.windows)) + (1,) * (x.ndim - 2)
         centre = self.centre.to(x.dtype).view(shape)
         half = self.half_width.to(x.dtype).view(shape)
