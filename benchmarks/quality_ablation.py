@@ -272,9 +272,16 @@ ROWS: dict[str, dict] = {
         "set": {"disc_initial_norm": None},
     },
     "full + CT windows": {
-        "about": "train.json with air, lung, soft-tissue and bone windows as extra discriminator input channels",
+        "about": "train.json with air, lung, soft-tissue and bone windows as extra discriminator input channels (the "
+        "CT default since bundle 0.6.0; measured as an option in run 5)",
         "layers": [],
         "set": {"disc_windows_hu": CT_WINDOWS_HU},
+        "tasks": ["ct"],
+    },
+    "full, CT without windows": {
+        "about": "train.json without the discriminators' intensity windows (CT bundle 0.5.0's full recipe)",
+        "layers": [],
+        "set": {"disc_windows_hu": []},
         "tasks": ["ct"],
     },
     "low-res GAN + interpolation": {

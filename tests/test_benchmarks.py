@@ -89,6 +89,35 @@ def test_training_speed_times_each_scale_of_both_bundles(tmp_path):
     assert again.returncode == 1 and "--overwrite" in again.stderr
 
 
+@pytest.mark.slow
+def test_channels_last_compares_both_layouts_scale_by_scale(tmp_path):
+    out = tmp_path / "layout.json"
+    tiny = ["--quick", "--device", "cpu", "--warmup", "1", "--iterations", "2", "--repeats", "2", "--output", str(out)]
+    sizes = ["image_size=[64,64,64]", "num_scales=2", "patch_size=[16,16,16]", "batch_size=1"]
+    proc = _run("channels_last.py", *tiny, "--bundles", "ct_msgan_3d", "--set", *sizes)
+    result = json.loads(out.read_text())
+    rows = result["bundles"][0]["rows"]
+    assert [r["scale"] for r in rows] == [0, 1] and result["repeats"] == 2
+    for r in rows:
+        assert len(r["contiguous_iterations_per_s"]) == len(r["channels_last_iterations_per_s"]) == 2
+        assert all(0 < v < 1000 for v in r["contiguous_iterations_per_s"] + r["channels_last_iterations_per_s"])
+        assert r["ratio"] == pytest.approx(r["channels_last_median"] / r["contiguous_median"])
+    assert "ratio" in proc.stdout and result["versions"]["torch"]
+    refused = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "channels_last.py"),
+            "--output",
+            str(tmp_path / "x.json"),
+            "--set",
+            "channels_last=true",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode != 0 and "sets the layout itself" in refused.stderr
+
+
 def test_training_curve_reads_the_logged_values():
     """The training-progress benchmark keeps each scale's logged augmentation probability and losses, so that a GPU
     run tells an augmentation at its cap or a diverging discriminator from a generator collapsing on its own."""

@@ -36,6 +36,7 @@ from monai_msgan.transforms import RandScalePatchd, ScaleTrainingInputsd
 from monai_msgan.utils.atomic import signals_raise
 from monai_msgan.utils.checkpoints import NonFiniteError, checkpoint_path, generator_path, scale_dir
 from monai_msgan.utils.flags import ensure_bool
+from monai_msgan.utils.memory_format import module_to_channels_last
 from monai_msgan.utils.validation import ConfigurationError, dataset_size_violations, training_violations
 
 __all__ = ["MultiScaleTraining"]
@@ -136,6 +137,9 @@ class MultiScaleTraining:
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
         image_size: size of the preprocessed training images (the finest scale), to check the configuration
             against before training; None = the size of the first preprocessed image.
+        channels_last: train in the channels-last memory layout (one value, or one per scale): the same
+            computation in another order of memory, faster for most 3D convolutions on CPU and slower for some 2D
+            ones (``benchmarks/channels_last.py`` measures each scale of a bundle configuration).
     """
 
     #: class of the discriminator augmentation (a hook for :mod:`monai_msgan.engines.distributed`)
@@ -188,6 +192,7 @@ class MultiScaleTraining:
         diversity_space: str = "pixels",
         coverage_weight: float = 0.0,
         image_size: Sequence[int] | None = None,
+        channels_last: bool | Sequence[bool] = False,
     ) -> None:
         self.generator = generator
         self.image_size = image_size
@@ -218,6 +223,7 @@ class MultiScaleTraining:
         self.l1_weight = _per_scale(l1_weight, n, "l1_weight")
         self.r1_gamma = _per_scale(r1_gamma, n, "r1_gamma")
         self.ema_half_life = _per_scale(ema_half_life, n, "ema_half_life")
+        self.channels_last = [ensure_bool(v, "channels_last") for v in _per_scale(channels_last, n, "channels_last")]
         self.augment = [a for a in ([augment] if isinstance(augment, str) else (augment or [])) if a]
         self.augment_kwargs = {
             "p": augment_p,
@@ -354,6 +360,9 @@ class MultiScaleTraining:
         else:
             d = _build(self.patch_discriminator)
         d = d.to(self.device)
+        if self.channels_last[scale]:  # before the optimisers and any distributed wrapper see the parameters
+            module_to_channels_last(g)
+            module_to_channels_last(d)
         g_opt = self.g_optimizer(g.parameters())
         d_opt = self.d_optimizer(d.parameters())
         name = f"scale_{scale}"
@@ -375,6 +384,7 @@ class MultiScaleTraining:
             r1_gamma=self.r1_gamma[scale],
             ema_half_life=self.ema_half_life[scale],
             augment=augment,
+            channels_last=self.channels_last[scale],
             **self.trainer_kwargs,
         )
         save_dict = {
@@ -479,7 +489,7 @@ class MultiScaleTraining:
             finally:
                 if writer is not None:
                     writer.close()
-            self.generator.scale(scale).to("cpu")
+            self.generator.scale(scale).to("cpu", memory_format=torch.contiguous_format)
             out.append(generator_path(self.ckpt_dir, scale))
             print(f"scale {scale}: trained generator in {out[-1]}", flush=True)
         return out

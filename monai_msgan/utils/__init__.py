@@ -40,6 +40,7 @@ from monai_msgan.utils.distributed import (
 )
 from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.host_memory import keep_freed_host_memory
+from monai_msgan.utils.memory_format import channels_last_format, module_to_channels_last, to_channels_last
 from monai_msgan.utils.scales import SCALE_FACTOR, ensure_size, scale_sizes
 from monai_msgan.utils.validation import ConfigurationError, ensure_int, ensure_number
 
@@ -56,6 +57,7 @@ __all__ = [
     "staged_folder",
     "atomic_path",
     "atomic_write",
+    "channels_last_format",
     "check_writable",
     "checkpoint_path",
     "destroy_distributed",
@@ -67,10 +69,12 @@ __all__ = [
     "init_distributed",
     "keep_freed_host_memory",
     "load_weights",
+    "module_to_channels_last",
     "rank_and_world",
     "rank_barrier",
     "save_weights",
     "scale_dir",
     "scale_sizes",
+    "to_channels_last",
     "unwrap",
 ]

@@ -208,3 +208,55 @@ def test_patch_wise_base_with_condition_trains_on_aligned_patches(tmp_path):
     assert out["fake"].shape == (6, 1, 16, 16) and out["coarse"] is None
     assert out["loss_g_l1"] > 0  # paired with the real patch through the condition
     assert generator_path(tmp_path / "ckpt", 0).is_file()
+
+
+def test_channels_last_trains_like_the_default_layout_scale_by_scale(tmp_path):
+    results = {}
+    for name, layout in (("default", False), ("channels_last", [True, True, False])):
+        run = _setup(
+            tmp_path / name, num_iterations=3, train_scale=None, spatial_dims=3, size=128, channels_last=layout
+        )
+        losses, layouts = [], []
+        for scale in range(3):
+            trainer, writer = run.build_trainer(scale)
+
+            @trainer.on(Events.ITERATION_COMPLETED)
+            def record(engine, scale=scale, trainer=trainer, losses=losses, layouts=layouts):
+                losses.append((scale, engine.state.output["loss_d"], engine.state.output["loss_g"]))
+                # 3D kernels over several channels: the tensors whose two layouts differ
+                kernels = [p for p in trainer.generator.parameters() if p.ndim == 5 and min(p.shape[1:]) > 1]
+                layouts.append(all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in kernels))
+
+            trainer.run()
+            writer.close()
+        results[name] = losses
+        # the layout is used on the scales that ask for it, while they train
+        assert layouts == ([False] * 9 if name == "default" else [True] * 6 + [False] * 3)
+        run.run()  # already trained: puts nothing new, returns every scale in the default layout
+        assert all(p.is_contiguous() for p in run.generator.parameters())
+    # the same computation: each scale's first iteration (same initial weights and data) gives the same losses to
+    # float precision; later ones stay close (a bias before a normalisation gets a gradient of rounding noise only,
+    # and Adam turns that into a step of up to the learning rate, 1e-3, of either sign)
+    for i, ((s, d, g), (s2, d2, g2)) in enumerate(zip(results["default"], results["channels_last"])):
+        tolerance = 1e-4 if i % 3 == 0 else 1e-2
+        assert s == s2
+        assert d2 == pytest.approx(d, rel=tolerance) and g2 == pytest.approx(g, rel=tolerance)
+    for scale in range(3):
+        first = load_weights(generator_path(tmp_path / "default" / "ckpt", scale))
+        second = load_weights(generator_path(tmp_path / "channels_last" / "ckpt", scale))
+        assert first.keys() == second.keys()
+        for k in first:
+            torch.testing.assert_close(second[k].float(), first[k].float(), rtol=0, atol=2 * 3 * 1e-3)
+
+
+def test_channels_last_checkpoint_resumes_in_the_default_layout(tmp_path):
+    first = _setup(tmp_path, num_iterations=2, train_scale=1, spatial_dims=3, size=128, channels_last=True)
+    first.run()
+    second = _setup(tmp_path, num_iterations=4, train_scale=1, spatial_dims=3, size=128)
+    trainer, writer = second.build_trainer(1)
+    seen = _record_iterations(trainer)
+    trainer.run()
+    writer.close()
+    assert seen == [3, 4]
+    with pytest.raises(ValueError, match="channels_last"):
+        _setup(tmp_path, 2, train_scale=None, channels_last="sideways")

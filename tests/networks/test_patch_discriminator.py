@@ -155,7 +155,13 @@ def test_ct_bundle_turns_hu_windows_into_discriminator_windows():
     configs = [str(REPO_ROOT / "bundles" / "ct_msgan_3d" / "configs" / f) for f in ("train.json", "quick.json")]
     parser = ConfigParser()
     parser.read_config(configs)
-    assert parser.get_parsed_content("patch_discriminator")().windows is None  # shipped: none
+    shipped = parser.get_parsed_content("patch_discriminator")()  # air, lung, soft tissue, bone (docs/quality.md)
+    assert len(shipped.windows.windows) == 4 and shipped.features[0].conv.in_channels == 2 + 2 * 4
+    assert shipped.windows.windows[0] == pytest.approx((-1.0, -1.0 + 2 * 150 / 4095))
+    parser = ConfigParser()
+    parser.read_config(configs)
+    parser["disc_windows_hu"] = []
+    assert parser.get_parsed_content("patch_discriminator")().windows is None  # 0.5.0's discriminators
     parser = ConfigParser()
     parser.read_config(configs)
     parser["disc_windows_hu"] = [[-1024, -874], [200, 1500]]
