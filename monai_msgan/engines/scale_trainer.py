@@ -122,6 +122,9 @@ class ScaleGanTrainer(Trainer):
         channels_last: keep the networks' weights, the batches and the noise in the channels-last memory layout
             (:func:`~monai_msgan.utils.module_to_channels_last`; the networks are converted in place): the same
             computation, faster for most 3D convolutions on CPU (``benchmarks/channels_last.py`` measures it).
+            Convert networks yourself before wrapping them in ``DistributedDataParallel``, as
+            :class:`~monai_msgan.engines.MultiScaleTraining` does; here they are converted again, which then
+            changes nothing.
     """
 
     def __init__(
