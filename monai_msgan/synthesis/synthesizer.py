@@ -29,6 +29,7 @@ from monai_msgan.synthesis.streaming import upsampled_window
 from monai_msgan.transforms.pyramid import DOWNSAMPLE_MODES, ScalePyramid
 from monai_msgan.utils.flags import ensure_bool
 from monai_msgan.utils.host_memory import keep_freed_host_memory
+from monai_msgan.utils.memory_format import channels_last_format, module_to_channels_last
 from monai_msgan.utils.scales import ensure_size, scale_sizes
 
 tqdm, _has_tqdm = optional_import("tqdm", name="tqdm")
@@ -186,12 +187,10 @@ class MultiScaleSynthesizer:
         self.device_memory_budget = int(device_memory_budget)
         self.channels_last = ensure_bool(channels_last, "channels_last")
         self.memory_format = (
-            (torch.channels_last if self.spatial_dims == 2 else torch.channels_last_3d)
-            if self.channels_last
-            else torch.contiguous_format
+            channels_last_format(self.spatial_dims + 2) if self.channels_last else torch.contiguous_format
         )
         if self.channels_last:
-            self.generator.to(memory_format=self.memory_format)
+            module_to_channels_last(self.generator)
         self.cudnn_benchmark = ensure_bool(cudnn_benchmark, "cudnn_benchmark")
         if compile is not None and compile not in _COMPILE_MODES:
             raise ValueError(f"compile must be null or one of {_COMPILE_MODES}, got {compile!r}.")
