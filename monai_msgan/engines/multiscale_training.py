@@ -135,6 +135,9 @@ class MultiScaleTraining:
         diversity_space: ``"pixels"`` or ``"layout"``: where that shortfall measures differences
             (:func:`~monai_msgan.losses.diversity_shortfall`).
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
+        coverage_candidates: candidate samples per real image among which the coverage term finds each real
+            image's nearest (1 = the step's own samples; more = IMLE's selection, see
+            :class:`~monai_msgan.engines.ScaleGanTrainer`).
         image_size: size of the preprocessed training images (the finest scale), to check the configuration
             against before training; None = the size of the first preprocessed image.
         channels_last: train in the channels-last memory layout (one value, or one per scale): the same
@@ -191,6 +194,7 @@ class MultiScaleTraining:
         diversity_weight: float = 0.0,
         diversity_space: str = "pixels",
         coverage_weight: float = 0.0,
+        coverage_candidates: int = 1,
         image_size: Sequence[int] | None = None,
         channels_last: bool | Sequence[bool] = False,
     ) -> None:
@@ -243,6 +247,7 @@ class MultiScaleTraining:
             "diversity_weight": diversity_weight,
             "diversity_space": diversity_space,
             "coverage_weight": coverage_weight,
+            "coverage_candidates": coverage_candidates,
             "ema_rampup": ema_rampup,
         }
         self.save_interval = save_interval

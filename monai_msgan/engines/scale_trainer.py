@@ -25,7 +25,13 @@ from torch import nn
 from torch.optim import Optimizer
 
 from monai_msgan.engines.ema import GeneratorEMA
-from monai_msgan.losses.gan_regularizers import DIVERSITY_SPACES, diversity_shortfall, mode_coverage, r1_penalty
+from monai_msgan.losses.gan_regularizers import (
+    DIVERSITY_SPACES,
+    diversity_shortfall,
+    mode_coverage,
+    nearest_samples,
+    r1_penalty,
+)
 from monai_msgan.utils.checkpoints import NonFiniteError
 from monai_msgan.utils.distributed import unwrap
 from monai_msgan.utils.flags import ensure_bool
@@ -71,7 +77,8 @@ class ScaleGanTrainer(Trainer):
     - G: ``adversarial_weight`` × LSGAN loss + ``l1_weight`` × L1(fake, real) + ``diversity_weight`` × the
       diversity shortfall (:func:`~monai_msgan.losses.diversity_shortfall`: how much less two samples of different
       noise differ than real images do) + ``coverage_weight`` × the mode coverage
-      (:func:`~monai_msgan.losses.mode_coverage`: how far each real image of the batch is from its nearest sample).
+      (:func:`~monai_msgan.losses.mode_coverage`: how far each real image of the batch is from its nearest sample,
+      among the step's samples or, with ``coverage_candidates`` > 1, among that many candidates per real image).
       The L1 term applies where there is something to be faithful to (a coarse input or a condition); an
       unconditional base learns from D alone, and only an unconditional base gets the diversity and coverage terms
       (with a coarse input or condition, the diversity comes from them). ``adversarial_weight`` 0
@@ -117,6 +124,11 @@ class ScaleGanTrainer(Trainer):
             and standardised images: brightness, contrast and texture do not count); see
             :func:`~monai_msgan.losses.diversity_shortfall`.
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
+        coverage_candidates: samples drawn per real image to find its nearest for the coverage term. 1: the
+            generator step's own batch of samples (one per real image). More: IMLE's selection, that many
+            candidates per real image drawn without gradients, each real image's nearest regenerated from its noise
+            and pulled towards it (:func:`~monai_msgan.losses.nearest_samples`); one more generator forward and
+            backward per step, and the candidates' forward passes.
         ema_half_life: half-life in iterations of the generator's weight average (None = no average).
         ema_rampup: ramp-up of that half-life (see :class:`~monai_msgan.engines.GeneratorEMA`).
         channels_last: keep the networks' weights, the batches and the noise in the channels-last memory layout
@@ -156,6 +168,7 @@ class ScaleGanTrainer(Trainer):
         ema_rampup: float | None = 0.05,
         diversity_space: str = "pixels",
         channels_last: bool = False,
+        coverage_candidates: int = 1,
     ) -> None:
         if num_iterations < 1:
             raise ValueError(f"num_iterations must be at least 1, got {num_iterations}.")
@@ -167,6 +180,8 @@ class ScaleGanTrainer(Trainer):
             raise ValueError("the adversarial, L1, diversity and coverage weights must be non-negative.")
         if diversity_space not in DIVERSITY_SPACES:
             raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")
+        if isinstance(coverage_candidates, bool) or not isinstance(coverage_candidates, int) or coverage_candidates < 1:
+            raise ValueError(f"coverage_candidates must be a whole number of at least 1, got {coverage_candidates!r}.")
         device = torch.device(device)
         amp = ensure_bool(amp, "amp")
         super().__init__(
@@ -196,6 +211,7 @@ class ScaleGanTrainer(Trainer):
         self.diversity_weight = float(diversity_weight)
         self.diversity_space = diversity_space
         self.coverage_weight = float(coverage_weight)
+        self.coverage_candidates = int(coverage_candidates)
         self.channels_last = ensure_bool(channels_last, "channels_last")
         if self.channels_last:  # before the average copies the generator, so that the copy has the layout too
             module_to_channels_last(unwrap(generator))
@@ -319,7 +335,17 @@ class ScaleGanTrainer(Trainer):
                 if unconditional and self.diversity_weight > 0:
                     loss_div = diversity_shortfall(fake, generate(), real, self.diversity_space)
             if unconditional and self.coverage_weight > 0:
-                loss_cov = mode_coverage(fake, real)
+                covering = fake
+                if self.coverage_candidates > 1:  # IMLE: regenerate each real image's nearest of many candidates
+                    with torch.no_grad(), self._autocast():
+                        noise = torch.cat([draw_noise() for _ in range(self.coverage_candidates)])
+                        candidates = self.generator(coarse, condition, noise)
+                    chosen = noise[nearest_samples(candidates, real)]
+                    with self._autocast():
+                        covering = self.generator(
+                            coarse, condition, to_channels_last(chosen) if self.channels_last else chosen
+                        )
+                loss_cov = mode_coverage(covering, real)
             loss_l1 = self.l1_loss(fake.float(), real.float()) if context else torch.zeros((), device=real.device)
             loss_g = (
                 self.adversarial_weight * loss_adv

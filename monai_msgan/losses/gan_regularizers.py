@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["r1_penalty", "diversity_shortfall", "mode_coverage", "DIVERSITY_SPACES"]
+__all__ = ["r1_penalty", "diversity_shortfall", "mode_coverage", "nearest_samples", "DIVERSITY_SPACES"]
 
 
 def r1_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
@@ -111,3 +111,21 @@ def mode_coverage(fake: torch.Tensor, real: torch.Tensor, pool: int = 4) -> torc
     r = _pooled(real, pool).detach()
     dist = torch.cdist(r, f, p=1) / f.shape[1]  # (real, fake) mean absolute differences
     return dist.min(dim=1).values.mean()
+
+
+@torch.no_grad()
+def nearest_samples(candidates: torch.Tensor, real: torch.Tensor, pool: int = 4) -> torch.Tensor:
+    """For each real image, the index of the nearest candidate sample, by the distance of :func:`mode_coverage`.
+
+    IMLE's selection step: draw many candidate samples without gradients, pick each real image's nearest, then
+    regenerate only those from their noise and pull them towards their real images. With only the training batch's
+    own samples to choose from (as :func:`mode_coverage` does), a collapsed generator's single kind of sample is
+    pulled towards every real image at once, that is towards their average; with many candidates each real image
+    finds a sample already closest to it, and the pulls go apart.
+
+    Returns:
+        a ``(len(real),)`` long tensor of indices into ``candidates``.
+    """
+    f = _pooled(candidates, pool)
+    r = _pooled(real, pool)
+    return torch.cdist(r, f, p=1).argmin(dim=1)

@@ -126,6 +126,32 @@ def test_diversity_and_coverage_terms_count_for_an_unconditional_base_only(tmp_p
     assert all(o["loss_g_div"] == 0 and o["loss_g_cov"] == 0 for o in patch_outputs)
 
 
+def test_coverage_candidates_regenerate_each_real_images_nearest_candidate(tmp_path):
+    training = _training(tmp_path, num_iterations=2, coverage_weight=1.0, coverage_candidates=4)
+    trainer, _ = training.build_trainer(0)
+    calls: list[tuple[bool, torch.Tensor]] = []
+    trainer.generator.register_forward_hook(lambda m, inputs, out: calls.append((out.requires_grad, out.detach())))
+    outputs: list[dict] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+    trainer.run()
+    # per iteration: the step's samples (batch 2), 4 candidates per real image without gradients, the 2 chosen
+    assert [(grad, out.shape[0]) for grad, out in calls] == [(True, 2), (False, 8), (True, 2)] * 2
+    for first in (0, 3):
+        candidates, chosen = calls[first + 1][1], calls[first + 2][1]
+        # each chosen sample is one of the candidates, regenerated from its noise
+        assert all(any(torch.allclose(c, cand, atol=1e-5) for cand in candidates) for c in chosen)
+    assert all(o["loss_g_cov"] > 0 for o in outputs)
+    # the same start with the step's own samples: one generator call per iteration
+    plain, _ = _training(tmp_path / "plain", coverage_weight=1.0).build_trainer(0)
+    counted: list[int] = []
+    plain.generator.register_forward_hook(lambda m, inputs, out: counted.append(out.shape[0]))
+    plain.run()
+    assert counted == [2, 2]
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="coverage_candidates must be a whole number"):
+            _training(tmp_path / "bad", coverage_candidates=bad).build_trainer(0)
+
+
 def test_diversity_space_changes_the_term_and_is_checked(tmp_path):
     # real images of different layouts (a bright band at different heights) and of different brightness
     bands = [torch.full((1, 64, 64), -0.9) for _ in range(3)]

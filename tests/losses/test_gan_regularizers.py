@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monai_msgan.losses import diversity_shortfall, mode_coverage, r1_penalty
+from monai_msgan.losses import diversity_shortfall, mode_coverage, nearest_samples, r1_penalty
 
 
 def test_r1_of_a_linear_discriminator_is_its_squared_weight_norm():
@@ -76,3 +76,18 @@ def test_mode_coverage_measures_the_real_images_left_without_a_nearby_sample():
     fake = torch.zeros(2, 1, 8, 8, requires_grad=True)
     mode_coverage(fake, real).backward()
     assert fake.grad.abs().sum() > 0
+
+
+def test_nearest_samples_picks_each_real_images_closest_candidate():
+    levels = (-1.0, 0.0, 1.0, 0.4)
+    candidates = torch.stack([torch.full((1, 8, 8), v) for v in levels])
+    real = torch.stack([torch.full((1, 8, 8), v) for v in (0.9, -0.8, 0.3)])
+    assert nearest_samples(candidates, real).tolist() == [2, 0, 3]
+    # by layout at the pooled scale, as mode_coverage measures it: a bright left half is nearest a bright left half
+    left, right = torch.zeros(1, 1, 8, 8), torch.zeros(1, 1, 8, 8)
+    left[..., :4], right[..., 4:] = 1.0, 1.0
+    assert nearest_samples(torch.cat([right, left]), left).tolist() == [1]
+    # 3D, and no gradient is recorded
+    volumes = torch.rand(5, 1, 8, 8, 8, requires_grad=True)
+    picked = nearest_samples(volumes, volumes[[3, 1]].detach())
+    assert picked.tolist() == [3, 1] and not picked.requires_grad
