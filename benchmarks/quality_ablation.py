@@ -54,9 +54,9 @@ Tasks (from real data on PyPI):
 Writes --output (default benchmarks/results/quality_ablation.json: device, versions, command, every row's metrics
 and timings), the same tables as Markdown beside it (.md), and a labelled panel PNG per task and row
 (benchmarks/results/quality_ablation_<task>_<row>.png: real | sample | sample | 4x zoom on a window-grid
-crossing, and below it every sample; ``_seed<n>`` appended for --train_seed n). Trained models and logs go to
---work_dir; a rerun resumes, and reuses the evaluation of rows already trained and evaluated (--reevaluate
-evaluates them again).
+crossing, and below it every sample; ``_seed<n>`` appended for --train_seed n, then --panel_suffix). Trained
+models and logs go to --work_dir; a rerun resumes, and reuses the evaluation of rows already trained and evaluated
+(--reevaluate evaluates them again).
 """
 
 from __future__ import annotations
@@ -496,7 +496,15 @@ def main() -> int:
     p.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     p.add_argument("--reevaluate", action="store_true", help="evaluate rows again even if evaluated by an earlier run")
     p.add_argument("--train_seed", type=int, default=0, help="training seed of every row (use a --work_dir per seed)")
+    p.add_argument(
+        "--panel_suffix",
+        default="",
+        help="appended to every panel's file name (e.g. _long for a run at another --iterations_factor, so that its "
+        "panels do not replace those of the documented budget)",
+    )
     args = p.parse_args()
+    if not re.fullmatch(r"[A-Za-z0-9_.-]*", args.panel_suffix):
+        p.error(f"--panel_suffix may hold letters, digits, '_', '.' and '-' only, got {args.panel_suffix!r}")
     out = Path(args.output)
     if refuse_existing(out, args.overwrite):
         return 1
@@ -518,7 +526,8 @@ def main() -> int:
         results = {r: results[r] for r in ROWS if r in results}  # tables in the canonical order
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
         tasks[name]["real_air_at_base_resolution"] = real_air_at_base_resolution(name, work)
-        seed = f"_seed{args.train_seed}" if args.train_seed else ""  # panels of another training seed beside
+        # panels of another training seed (or of a run named by --panel_suffix) beside the documented ones
+        seed = (f"_seed{args.train_seed}" if args.train_seed else "") + args.panel_suffix
         for r in rows:
             ev = work / f"eval_{slug(r)}"
             panels = [(f"{name}, {r}: real | sample | sample | 4x zoom", ev / "panel.png")]

@@ -195,3 +195,19 @@ def test_diverse_recipe_layer_is_the_measured_row():
         measured.update(json.loads((configs / layer).read_text()))
     measured.update(row["set"])
     assert json.loads((configs / "recipe_diverse.json").read_text()) == measured
+
+
+def test_quality_ablation_refuses_a_panel_suffix_that_is_not_a_name(tmp_path):
+    """--panel_suffix becomes part of file names in benchmarks/results: a path or odd characters are refused before
+    anything trains or is written."""
+    out = tmp_path / "qa.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / "quality_ablation.py"), "--tasks", "ct3", "--rows", "full recipe"]
+        + ["--panel_suffix", "/../x", "--work_dir", str(tmp_path / "work"), "--output", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2
+    assert "--panel_suffix" in proc.stderr and "'/../x'" in proc.stderr
+    assert not out.exists() and not (tmp_path / "work").exists()
