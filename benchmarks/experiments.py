@@ -63,6 +63,7 @@ def prepare_ct_slabs(
         prepare_demo_ct(volume_dir, spacing=(spacing,) * 3, more_patients=more_patients > 0)
     entries = json.loads((volume_dir / "datalist.json").read_text())["training"]
     datalist: dict[str, list] = {"training": [], "validation": []}
+    affine = volume_affine((spacing,) * 3, (size, size, depth))  # every slab has the same grid
     for index, entry in enumerate(entries):
         vol = np.asarray(nib.load(volume_dir / entry["image"]).dataobj)  # RAS, int16 HU
         padded = np.full((max(size, vol.shape[0]), max(size, vol.shape[1]), vol.shape[2]), -1024, dtype=vol.dtype)
@@ -81,7 +82,6 @@ def prepare_ct_slabs(
         for split, starts in splits:
             for z in starts:
                 name = f"{prefix}_z{z:03d}.nii.gz"
-                affine = volume_affine((spacing,) * 3, (size, size, depth))
                 save_nifti(vol[:, :, z : z + depth], affine, data_dir / name)
                 datalist[split].append({"image": name})
     write_json(datalist, data_dir / "datalist.json")

@@ -527,13 +527,13 @@ def main() -> int:
         tasks[name] = {"description": TASKS[name]["description"], "bundle": TASKS[name]["bundle"], "rows": results}
         tasks[name]["real_air_at_base_resolution"] = real_air_at_base_resolution(name, work)
         # panels of another training seed (or of a run named by --panel_suffix) beside the documented ones
-        seed = (f"_seed{args.train_seed}" if args.train_seed else "") + args.panel_suffix
+        suffix = (f"_seed{args.train_seed}" if args.train_seed else "") + args.panel_suffix
         for r in rows:
             ev = work / f"eval_{slug(r)}"
             panels = [(f"{name}, {r}: real | sample | sample | 4x zoom", ev / "panel.png")]
             if (ev / "samples.png").is_file():
                 panels.append(("every sample", ev / "samples.png"))
-            labelled_panels(panels, out.with_name(f"quality_ablation_{name}_{slug(r)}{seed}.png"))
+            labelled_panels(panels, out.with_name(f"quality_ablation_{name}_{slug(r)}{suffix}.png"))
     result = {
         "benchmark": "quality_ablation",
         "command": command(),

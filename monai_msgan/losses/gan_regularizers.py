@@ -107,10 +107,14 @@ def mode_coverage(fake: torch.Tensor, real: torch.Tensor, pool: int = 4) -> torc
     Returns:
         a scalar loss for the generator.
     """
+    return _layout_distances(fake, real, pool).min(dim=1).values.mean()
+
+
+def _layout_distances(fake: torch.Tensor, real: torch.Tensor, pool: int) -> torch.Tensor:
+    """(real, fake) mean absolute differences of the images average-pooled by ``pool`` (no gradient to ``real``)."""
     f = _pooled(fake, pool)
     r = _pooled(real, pool).detach()
-    dist = torch.cdist(r, f, p=1) / f.shape[1]  # (real, fake) mean absolute differences
-    return dist.min(dim=1).values.mean()
+    return torch.cdist(r, f, p=1) / f.shape[1]
 
 
 @torch.no_grad()
@@ -126,6 +130,4 @@ def nearest_samples(candidates: torch.Tensor, real: torch.Tensor, pool: int = 4)
     Returns:
         a ``(len(real),)`` long tensor of indices into ``candidates``.
     """
-    f = _pooled(candidates, pool)
-    r = _pooled(real, pool)
-    return torch.cdist(r, f, p=1).argmin(dim=1)
+    return _layout_distances(candidates, real, pool).argmin(dim=1)
