@@ -57,9 +57,10 @@ $(CT_DATA)/datalist.json: | $(VENV)/.installed
 	$(PY) data_scripts/fetch_demo_data.py --kind ct --output $(CT_DATA)
 
 # 3D: train the CT bundle's quick configuration on the real demo CT and generate one 128^3 volume
-# the quick configuration with a longer base (2000 iterations): on the one demo volume, 1000 base iterations do not
-# yet learn air around the body, 1500 not yet both lungs (docs/quality.md, Demos)
-CT_DEMO_ITERATIONS ?= [2000,200,200]
+# the quick configuration with a longer base (1700 iterations) and shorter patch scales (150): on the one demo volume,
+# 1000 base iterations do not yet learn air around the body; 1700 give both lungs in air in about 14 minutes with the
+# install on a slow 2-core machine (docs/quality.md, Demos)
+CT_DEMO_ITERATIONS ?= [1700,150,150]
 demo-ct: install $(CT_DATA)/datalist.json
 	$(PY) -m monai.bundle run training --config_file $(CT_QUICK) --bundle_root $(CT_BUNDLE) \
 		--dataset_dir $(CT_DATA) --ckpt_dir $(CT_OUT)/models --log_dir $(CT_OUT)/logs \

@@ -118,6 +118,28 @@ def test_channels_last_compares_both_layouts_scale_by_scale(tmp_path):
     assert refused.returncode != 0 and "sets the layout itself" in refused.stderr
 
 
+@pytest.mark.slow
+def test_training_speed_revisions_measures_a_git_revision_against_the_working_tree(tmp_path):
+    out = tmp_path / "revisions.json"
+    tiny = ["--quick", "--device", "cpu", "--warmup", "1", "--iterations", "2", "--repeats", "2", "--output", str(out)]
+    sizes = ["image_size=[64,64,64]", "num_scales=2", "patch_size=[16,16,16]", "batch_size=1"]
+    proc = _run("training_speed_revisions.py", "--baseline", "HEAD", *tiny, "--set", *sizes)
+    result = json.loads(out.read_text())
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    assert result["baseline"]["commit"] == head == result["working_tree"]["head"]
+    assert [(r["bundle"], r["scale"]) for r in result["rows"]] == [("ct_msgan_3d", 0), ("ct_msgan_3d", 1)]
+    for r in result["rows"]:
+        assert len(r["baseline_iterations_per_s"]) == len(r["working_tree_iterations_per_s"]) == 2
+        assert r["ratio"] == pytest.approx(r["working_tree_median"] / r["baseline_median"])
+    assert "ratio" in proc.stdout and result["versions"]["torch"]
+    refused = subprocess.run(
+        [sys.executable, str(BENCH / "training_speed_revisions.py"), "--baseline", "no-such-revision",
+         "--output", str(tmp_path / "x.json")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert refused.returncode != 0 and "is not a commit" in refused.stderr
+
+
 def test_training_curve_reads_the_logged_values():
     """The training-progress benchmark keeps each scale's logged augmentation probability and losses, so that a GPU
     run tells an augmentation at its cap or a diverging discriminator from a generator collapsing on its own."""

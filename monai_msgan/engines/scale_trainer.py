@@ -35,7 +35,7 @@ from monai_msgan.losses.gan_regularizers import (
 from monai_msgan.utils.checkpoints import NonFiniteError
 from monai_msgan.utils.distributed import unwrap
 from monai_msgan.utils.flags import ensure_bool
-from monai_msgan.utils.memory_format import module_to_channels_last, to_channels_last
+from monai_msgan.utils.memory_format import channels_last_format, module_to_channels_last, to_channels_last
 
 __all__ = ["ScaleGanTrainer", "resolve_amp_dtype"]
 
@@ -98,7 +98,9 @@ class ScaleGanTrainer(Trainer):
         device: where to train.
         num_iterations: iterations to train (one epoch of that length; resumes mid-way from a checkpoint).
         train_data_loader: yields dict batches.
-        generator: takes ``(coarse, condition, noise)``; its ``noise_channels`` attribute sets the noise drawn.
+        generator: takes ``(coarse, condition, noise)``; its ``noise_channels`` attribute sets the noise drawn
+            (standard normal, or its ``sample_noise(batch_size, spatial_size, device, memory_format)`` when it has
+            one, as :class:`~monai_msgan.networks.BaseGenerator` does).
         discriminator: :class:`~monai_msgan.networks.PatchDiscriminator`, MONAI's
             ``PatchDiscriminator``/``MultiScalePatchDiscriminator`` or any net returning logits.
         g_optimizer: optimiser of the generator's parameters.
@@ -282,9 +284,14 @@ class ScaleGanTrainer(Trainer):
         # distributed hook: D's frozen parameters get no gradient in the G step, which DDP would wait for
         d_frozen = unwrap(self.discriminator)
 
+        sample_noise = getattr(unwrap(self.generator), "sample_noise", None)
+        noise_format = channels_last_format(real.ndim) if self.channels_last else None
+
         def draw_noise() -> torch.Tensor | None:
             if noise_channels == 0:
                 return None
+            if sample_noise is not None:  # drawn only as finely as the network reads it (BaseGenerator)
+                return sample_noise(real.shape[0], real.shape[2:], real.device, noise_format or torch.contiguous_format)
             noise = torch.randn((real.shape[0], noise_channels, *real.shape[2:]), device=real.device)
             return to_channels_last(noise) if self.channels_last else noise
 

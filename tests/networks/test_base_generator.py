@@ -17,6 +17,7 @@ import torch
 from monai.utils import set_determinism
 
 from monai_msgan.networks import BaseGenerator
+from monai_msgan.networks.blocks import LatentModulatedNorm
 
 # (constructor kwargs, input spatial size, batch)
 SMALL = (4, 4, 8, 8, 16, 4)
@@ -132,3 +133,93 @@ def test_clamped_output_reaches_the_range_ends_and_keeps_gradients():
     assert net.unet.final_conv.bias.grad.abs().sum() > 0  # straight-through: still learns
     with pytest.raises(ValueError, match="output_activation"):
         BaseGenerator(2, output_activation="relu")
+
+
+@pytest.mark.parametrize(
+    "spatial_dims,size,downsample,latent",
+    [(2, (64, 32), 8, 3), (3, (16, 32, 16), 4, 2), (2, (32, 32), 1, 2), (3, (16, 16, 32), 8, 0)],
+)
+def test_sample_noise_is_what_the_network_reads_from_iid_noise(spatial_dims, size, downsample, latent):
+    """The drawn noise's smoothed grid and latent code are i.i.d. standard normal, as they are for per-voxel noise,
+    and the network reads nothing else of it."""
+    set_determinism(0)
+    net = BaseGenerator(
+        spatial_dims, noise_channels=2 + latent, latent_channels=latent, noise_downsample=downsample, features=SMALL
+    )
+    memory_format = torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+    noise = net.sample_noise(3, size, memory_format=memory_format)
+    assert noise.shape == (3, 2 + latent, *size) and noise.is_contiguous(memory_format=memory_format)
+    pool = torch.nn.functional.avg_pool2d if spatial_dims == 2 else torch.nn.functional.avg_pool3d
+    draws = [net.sample_noise(64, size) for _ in range(4)]
+    grids = torch.cat([pool(d[:, :2], downsample) * downsample ** (spatial_dims / 2) for d in draws])
+    if downsample > 1:  # one value per block, read back exactly by the network's block average
+        upsampled = grids[:3].repeat_interleave(downsample, 2).repeat_interleave(downsample, 3)
+        if spatial_dims == 3:
+            upsampled = upsampled.repeat_interleave(downsample, 4)
+        assert torch.allclose(draws[0][:3, :2] * downsample ** (spatial_dims / 2), upsampled, atol=1e-5)
+    assert abs(float(grids.mean())) < 0.05 and 0.95 < float(grids.std()) < 1.05
+    neighbours = torch.corrcoef(torch.stack([grids[..., :-1].flatten(), grids[..., 1:].flatten()]))[0, 1]
+    assert abs(float(neighbours)) < 0.05  # independent from block to block
+    if latent:
+        codes = torch.cat([net.latent(d) for d in draws])
+        assert codes.shape == (256, latent)
+        assert abs(float(codes.mean())) < 0.1 and 0.9 < float(codes.std()) < 1.1
+        assert abs(float(torch.corrcoef(codes.T)[0, 1])) < 0.2
+    # the same image as from per-voxel noise with the same block means and latent channel means
+    iid = torch.randn_like(noise)
+    block_mean = pool(iid[:, :2], downsample)
+    iid[:, :2] += torch.nn.functional.interpolate(pool(noise[:, :2], downsample) - block_mean, scale_factor=downsample)
+    extra = (1,) * spatial_dims
+    iid[:, 2:] += (noise[:, 2:].flatten(2).mean(2) - iid[:, 2:].flatten(2).mean(2)).reshape(3, latent, *extra)
+    for m in net._modulated:  # a non-trivial style path
+        torch.nn.init.normal_(m.affine.weight, std=0.5)
+    with torch.no_grad():
+        assert torch.allclose(net(None, None, iid), net(None, None, noise), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs,size,match",
+    [
+        ({"noise_channels": 0, "condition_channels": 1}, (32, 32), "takes no noise"),
+        ({"noise_channels": 2}, (32,), "needs 2 entries"),
+        ({"noise_channels": 2, "noise_downsample": 8}, (32, 36), "divisible by noise_downsample"),
+    ],
+)
+def test_sample_noise_refuses_what_it_cannot_draw(kwargs, size, match):
+    net = BaseGenerator(2, features=SMALL, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        net.sample_noise(1, size)
+
+
+@pytest.mark.parametrize("spatial_dims,affine", [(2, True), (3, True), (3, False)])
+def test_modulated_instance_norm_is_norm_then_modulation_in_one_pass(spatial_dims, affine):
+    """The fused instance norm + modulation equals the two layers one after the other (values and gradients), keeps
+    a channels-last input's layout, and other normalisations take the general path."""
+    torch.manual_seed(0)
+    instance = torch.nn.InstanceNorm2d if spatial_dims == 2 else torch.nn.InstanceNorm3d
+    layer = LatentModulatedNorm(instance(6, affine=affine), 6, style_dim=5)
+    torch.nn.init.normal_(layer.affine.weight, std=0.5)
+    torch.nn.init.normal_(layer.affine.bias, std=0.5)
+    if affine:
+        torch.nn.init.normal_(layer.norm.weight, 1.0, 0.3)
+        torch.nn.init.normal_(layer.norm.bias, 0.0, 0.3)
+    size = (3, 6, 8, 10) if spatial_dims == 2 else (3, 6, 6, 8, 4)
+    memory_format = torch.channels_last if spatial_dims == 2 else torch.channels_last_3d
+    x = (torch.randn(size) * 3 + 2).contiguous(memory_format=memory_format).requires_grad_(True)
+    style = torch.randn(3, 5, requires_grad=True)
+    layer.style = style
+    fused = layer(x)
+    assert fused.is_contiguous(memory_format=memory_format)
+    gamma, beta = layer.affine(style).chunk(2, dim=1)
+    shape = (3, 6) + (1,) * spatial_dims
+    reference = layer.norm(x) * (1 + gamma.reshape(shape)) + beta.reshape(shape)
+    torch.testing.assert_close(fused, reference, atol=1e-5, rtol=1e-5)
+    weights = torch.randn(size)
+    grads = [torch.autograd.grad((y * weights).sum(), [x, style, *layer.parameters()]) for y in (fused, reference)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+    layer.style = None
+    torch.testing.assert_close(layer(x), layer.norm(x))  # without a style code: the plain norm
+    group = LatentModulatedNorm(torch.nn.GroupNorm(2, 6), 6, style_dim=5)
+    group.style = style
+    torch.testing.assert_close(group(x), group.norm(x))  # zero-initialised modulation, general path
