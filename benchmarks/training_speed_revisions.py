@@ -70,8 +70,6 @@ import runpy, sys
 library, script = sys.argv[1], sys.argv[2]
 sys.meta_path[:] = [f for f in sys.meta_path if not type(f).__module__.startswith("__editable__")]
 sys.path.insert(0, library)
-for name in [m for m in sys.modules if m == "monai_msgan" or m.startswith("monai_msgan.")]:
-    del sys.modules[name]
 sys.argv = sys.argv[2:]
 if sys.argv[0] == "-c":
     exec(sys.argv[1])
@@ -122,7 +120,6 @@ def main() -> int:
     output = Path(args.output or REPO / "benchmarks" / "results" / "training_speed_revisions.json")
     if refuse_existing(output, args.overwrite):
         return 1
-    libraries = {}
     speeds: dict[str, dict[tuple[str, int], list[float]]] = {"baseline": {}, "working_tree": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -285,13 +285,13 @@ class ScaleGanTrainer(Trainer):
         d_frozen = unwrap(self.discriminator)
 
         sample_noise = getattr(unwrap(self.generator), "sample_noise", None)
-        noise_format = channels_last_format(real.ndim) if self.channels_last else None
+        noise_format = (channels_last_format(real.ndim) if self.channels_last else None) or torch.contiguous_format
 
         def draw_noise() -> torch.Tensor | None:
             if noise_channels == 0:
                 return None
             if sample_noise is not None:  # drawn only as finely as the network reads it (BaseGenerator)
-                return sample_noise(real.shape[0], real.shape[2:], real.device, noise_format or torch.contiguous_format)
+                return sample_noise(real.shape[0], real.shape[2:], real.device, noise_format)
             noise = torch.randn((real.shape[0], noise_channels, *real.shape[2:]), device=real.device)
             return to_channels_last(noise) if self.channels_last else noise
 

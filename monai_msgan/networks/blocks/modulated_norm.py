@@ -82,12 +82,13 @@ class LatentModulatedNorm(nn.Module):
         stats = x if x.dtype in (torch.float32, torch.float64) else x.float()  # statistics in float under autocast
         var, mean = torch.var_mean(stats, dim=tuple(range(2, x.ndim)), keepdim=True, correction=0)
         gamma, beta = self.affine(self.style).to(stats.dtype).chunk(2, dim=1)
-        scale = (1 + gamma.reshape(shape)) * torch.rsqrt(var + norm.eps)
+        gain = 1 + gamma.reshape(shape)
+        scale = gain * torch.rsqrt(var + norm.eps)
         shift = beta.reshape(shape)
         if norm.affine:
-            bias = norm.bias.to(stats.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
-            shift = shift + (1 + gamma.reshape(shape)) * bias
-            scale = scale * norm.weight.to(stats.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
+            per_channel = (1, -1, *([1] * (x.ndim - 2)))
+            shift = shift + gain * norm.bias.to(stats.dtype).reshape(per_channel)
+            scale = scale * norm.weight.to(stats.dtype).reshape(per_channel)
         return torch.addcmul((shift - mean * scale).to(x.dtype), x, scale.to(x.dtype))
 
 
