@@ -328,7 +328,22 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
-def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: bool = True, seed: int = 0) -> dict:
+def run_row(
+    task_name: str,
+    row_name: str,
+    work: Path,
+    factor: float,
+    reuse: bool = True,
+    seed: int = 0,
+    base_snapshots: int = 0,
+) -> dict:
+    """Train (or reuse) and evaluate one row; with ``base_snapshots`` > 0 the base also keeps its weights every
+    that many iterations and each snapshot is evaluated with the row's final patch scales (which train on real
+    images, independently of the base): quality against base iterations, under ``"base_snapshots"``."""
+    from monai_msgan.handlers import snapshot_files
+    from monai_msgan.utils.atomic import atomic_path
+    from monai_msgan.utils.checkpoints import generator_path
+
     task, row = TASKS[task_name], ROWS[row_name]
     if task_name not in row.get("tasks", TASKS):
         raise ValueError(f"row '{row_name}' applies to {row['tasks']} only, not to {task_name}.")
@@ -344,6 +359,8 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
         overrides["seed"] = seed  # training seed (weights, noise, batches); the evaluation seeds stay the same
     if overrides.get("adversarial_weight") == "L1_ON_PATCH_SCALES":
         overrides["adversarial_weight"] = [1.0] + [0.0] * (len(iterations) - 1)
+    if base_snapshots and not source:
+        overrides["snapshot_interval"] = [base_snapshots] + [0] * (len(iterations) - 1)
     ckpt = work / f"models_{key}"
     layer_file = work / f"layer_{key}.json"  # the row's overrides as a config layer, put last
     layer_file.write_text(json.dumps(overrides, indent=2))
@@ -360,25 +377,54 @@ def run_row(task_name: str, row_name: str, work: Path, factor: float, reuse: boo
         configs = ["train.json", "quick.json", *layers, str(layer_file)]
         seconds = run(bundle_cmd("training", bundle, configs, args), work / f"train_{key}.log")
         done.write_text(json.dumps({"seconds": round(seconds, 1), "num_iterations": iterations}))
-    eval_dir = work / f"eval_{slug(row_name)}"
-    finished = eval_dir / "metrics.json"
-    models = list(ckpt.rglob("generator.pt"))
-    if reuse and finished.is_file() and models and finished.stat().st_mtime > max(m.stat().st_mtime for m in models):
-        metrics = json.loads(finished.read_text())  # evaluated after the model was last trained
-        return {**metrics, "about": row["about"], "training_seconds": seconds, "num_iterations": iterations,
-                "overrides": overrides}  # fmt: skip
-    print(f"[{task_name}] evaluating {row_name} ...", flush=True)
-    args = {"dataset_dir": str(data), "ckpt_dir": str(ckpt), "eval_output_dir": str(eval_dir), "overwrite": True}
-    args["num_eval_samples"] = 8 if task_name == "xray" else 4
-    args.update(row.get("sample_set", {}))  # sampling options of a row made from another row's model
     configs = ["inference.json", "evaluate.json", "quick.json", *layers, str(layer_file)]
-    run(bundle_cmd("evaluating", bundle, configs, args), work / f"eval_{slug(row_name)}.log")
-    metrics = json.loads((eval_dir / "metrics.json").read_text())
+    evaluation = {"task_name": task_name, "bundle": bundle, "configs": configs, "data": data, "reuse": reuse}
+    sample_set = row.get("sample_set", {})  # sampling options of a row made from another row's model
+    metrics = evaluate(row_name, ckpt, work / f"eval_{slug(row_name)}", sample_set=sample_set, **evaluation)
+    snapshots = snapshot_files(generator_path(ckpt, 0)) if base_snapshots and not source else {}
+    if snapshots:
+        metrics["base_snapshots"] = {}
+        for it, snapshot in snapshots.items():
+            if it >= iterations[0]:
+                continue  # the final base: the row itself
+            at = work / f"models_{key}_base{it}"  # the snapshot's base with the row's final patch scales
+            for s_ in range(len(iterations)):
+                source_file = snapshot if s_ == 0 else generator_path(ckpt, s_)
+                target = generator_path(at, s_)
+                if not target.is_file() or target.stat().st_mtime < source_file.stat().st_mtime:
+                    with atomic_path(target) as tmp:
+                        shutil.copy2(source_file, tmp)  # keeps the time: evaluations after it are reused
+            label, eval_dir = f"{row_name} at base iteration {it}", work / f"eval_{slug(row_name)}_base{it}"
+            metrics["base_snapshots"][str(it)] = evaluate(label, at, eval_dir, **evaluation)
     metrics["about"] = row["about"]
     metrics["training_seconds"] = None if seconds is None else round(seconds, 1)
     metrics["num_iterations"] = iterations
     metrics["overrides"] = overrides
     return metrics
+
+
+def evaluate(
+    label: str,
+    ckpt: Path,
+    eval_dir: Path,
+    task_name: str,
+    bundle: Path,
+    configs: list[str],
+    data: Path,
+    reuse: bool,
+    sample_set: dict | None = None,
+) -> dict:
+    """The metrics of the models in ``ckpt`` (evaluate.json), reused when evaluated after they were last written."""
+    finished = eval_dir / "metrics.json"
+    models = list(ckpt.rglob("generator.pt"))
+    if reuse and finished.is_file() and models and finished.stat().st_mtime > max(m.stat().st_mtime for m in models):
+        return json.loads(finished.read_text())  # evaluated after the model was last trained
+    print(f"[{task_name}] evaluating {label} ...", flush=True)
+    args = {"dataset_dir": str(data), "ckpt_dir": str(ckpt), "eval_output_dir": str(eval_dir), "overwrite": True}
+    args["num_eval_samples"] = 8 if task_name == "xray" else 4
+    args.update(sample_set or {})
+    run(bundle_cmd("evaluating", bundle, configs, args), eval_dir.with_suffix(".log"))
+    return json.loads(finished.read_text())
 
 
 def real_air_at_base_resolution(task_name: str, work: Path) -> float | None:
@@ -412,6 +458,17 @@ def _median_ratio(m: dict) -> float | None:
     return div["median"] / real["median"] if "median" in div and "median" in real else None
 
 
+def _rows(task: dict) -> list[tuple[str, dict]]:
+    """Every row of a task as (label, metrics), a row's base snapshots (``--base_snapshots``) just before it."""
+    out = []
+    for row, m in task["rows"].items():
+        final = m["num_iterations"][0] if "num_iterations" in m else "final"
+        for it, snap in m.get("base_snapshots", {}).items():
+            out.append((f"{row}, base at {it} it.", {**snap, "training_seconds": None}))
+        out.append((f"{row}, base at {final} it." if m.get("base_snapshots") else row, m))
+    return out
+
+
 def table(tasks: dict) -> str:
     head = (
         f"{'task':<5} {'row':<28} {'SWD':>7} {'SWD all':>7} {'int.dist':>9} {'air%':>6} {'seam':>6} {'div':>6}"
@@ -419,7 +476,7 @@ def table(tasks: dict) -> str:
     )
     lines = [head]
     for name, task in tasks.items():
-        for row, m in task["rows"].items():
+        for row, m in _rows(task):
             air = m["intensity"].get("outside_body_air", {}).get("generated")
             lines.append(
                 f"{name:<5} {row:<28} {m['swd_x1e3_mean']:>7.1f} {m.get('swd_all_real_x1e3_mean', float('nan')):>7.1f} "
@@ -429,7 +486,7 @@ def table(tasks: dict) -> str:
                 f"{m.get('diversity_real', {}).get('mean', float('nan')):>8.3f} "
                 f"{m['diversity']['mean'] / m['diversity_real']['mean']:>5.2f} "
                 f"{_median_ratio(m) or float('nan'):>5.2f} "
-                f"{'-' if m['training_seconds'] is None else round(m['training_seconds']):>8}"
+                f"{'-' if m.get('training_seconds') is None else round(m['training_seconds']):>8}"
             )
     return "\n".join(lines)
 
@@ -448,7 +505,7 @@ def markdown(tasks: dict) -> str:
             + "seam (real) | diversity (real) | ratio (of medians) | train s |",
             "| --- | --- | --- | --- | --- | " + ("--- | " if ct else "") + "--- | --- | --- | --- |",
         ]
-        for row, m in task["rows"].items():
+        for row, m in _rows(task):
             i = m["intensity"]
             q = i["quantiles_generated"]
             fmt = (lambda v: f"{v:.0f}") if ct else (lambda v: f"{v:.3f}")
@@ -469,7 +526,7 @@ def markdown(tasks: dict) -> str:
                 f"{m['seam_score_generated']:.3f} ({m['seam_score_real']:.3f})",
                 f"{div:.3f} ({div_real:.3f})",
                 f"{div / div_real:.2f}" + (f" ({median_ratio:.2f})" if median_ratio is not None else ""),
-                "-" if m["training_seconds"] is None else f"{m['training_seconds']:.0f}",
+                "-" if m.get("training_seconds") is None else f"{m['training_seconds']:.0f}",
             ]
             out.append("| " + " | ".join(cells) + " |")
         real_q = next(iter(task["rows"].values()))["intensity"]["quantiles_real"]
@@ -502,9 +559,18 @@ def main() -> int:
         help="appended to every panel's file name (e.g. _long for a run at another --iterations_factor, so that its "
         "panels do not replace those of the documented budget)",
     )
+    p.add_argument(
+        "--base_snapshots",
+        type=int,
+        default=0,
+        help="keep the base's weights every this many iterations and evaluate each snapshot with the row's final "
+        "patch scales (quality against base iterations; rows trained by this run only)",
+    )
     args = p.parse_args()
     if not re.fullmatch(r"[A-Za-z0-9_.-]*", args.panel_suffix):
         p.error(f"--panel_suffix may hold letters, digits, '_', '.' and '-' only, got {args.panel_suffix!r}")
+    if args.base_snapshots < 0:
+        p.error(f"--base_snapshots must be >= 0 (0 = none), got {args.base_snapshots}")
     out = Path(args.output)
     if refuse_existing(out, args.overwrite):
         return 1
@@ -519,7 +585,7 @@ def main() -> int:
         work = Path(args.work_dir).resolve() / name  # absolute: config layers are resolved against the bundle
         work.mkdir(parents=True, exist_ok=True)
         results = {
-            r: run_row(name, r, work, args.iterations_factor, not args.reevaluate, args.train_seed)
+            r: run_row(name, r, work, args.iterations_factor, not args.reevaluate, args.train_seed, args.base_snapshots)
             for r in rows
             if name in ROWS[r].get("tasks", TASKS)  # rows for one task only (e.g. HU windows) skip the others
         }
@@ -534,6 +600,14 @@ def main() -> int:
             if (ev / "samples.png").is_file():
                 panels.append(("every sample", ev / "samples.png"))
             labelled_panels(panels, out.with_name(f"quality_ablation_{name}_{slug(r)}{suffix}.png"))
+            snapshots = results.get(r, {}).get("base_snapshots", {})
+            if snapshots:  # every sample of every base snapshot, then of the final model, in one figure
+                final = results[r]["num_iterations"][0]
+                sheets = [(it, work / f"eval_{slug(r)}_base{it}") for it in snapshots] + [(final, ev)]
+                labelled_panels(
+                    [(f"{name}, {r}, base at {it} iterations", d / "samples.png") for it, d in sheets],
+                    out.with_name(f"quality_ablation_{name}_{slug(r)}_base_snapshots{suffix}.png"),
+                )
     result = {
         "benchmark": "quality_ablation",
         "command": command(),

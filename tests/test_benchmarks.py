@@ -219,17 +219,21 @@ def test_diverse_recipe_layer_is_the_measured_row():
     assert json.loads((configs / "recipe_diverse.json").read_text()) == measured
 
 
-def test_quality_ablation_refuses_a_panel_suffix_that_is_not_a_name(tmp_path):
+@pytest.mark.parametrize(
+    "option, value, message",
+    [("--panel_suffix", "/../x", "'/../x'"), ("--base_snapshots", "-100", "must be >= 0 (0 = none), got -100")],
+)
+def test_quality_ablation_refuses_a_bad_option_before_any_work(tmp_path, option, value, message):
     """--panel_suffix becomes part of file names in benchmarks/results: a path or odd characters are refused before
-    anything trains or is written."""
+    anything trains or is written; so is a negative snapshot interval."""
     out = tmp_path / "qa.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH / "quality_ablation.py"), "--tasks", "ct3", "--rows", "full recipe"]
-        + ["--panel_suffix", "/../x", "--work_dir", str(tmp_path / "work"), "--output", str(out)],
+        + [option, value, "--work_dir", str(tmp_path / "work"), "--output", str(out)],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 2
-    assert "--panel_suffix" in proc.stderr and "'/../x'" in proc.stderr
+    assert option in proc.stderr and message in proc.stderr
     assert not out.exists() and not (tmp_path / "work").exists()

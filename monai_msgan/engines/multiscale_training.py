@@ -109,6 +109,9 @@ class MultiScaleTraining:
         amp: mixed precision (bfloat16 autocast on CPU; float16/bfloat16 on CUDA).
         amp_dtype: ``"bfloat16"`` or ``"float16"``; None picks by device.
         save_interval: iterations between checkpoints.
+        snapshot_interval: keep the exported generator's weights every this many iterations beside
+            ``generator.pt`` (``scale_<s>/generator_002000.pt``): quality against iterations, or an earlier model
+            than the last (one value, or one per scale; 0 = none, the default).
         log_interval: iterations between loss logs.
         preview_interval: iterations between TensorBoard image previews.
         cache_rate: fraction of preprocessed images kept in memory.
@@ -174,6 +177,7 @@ class MultiScaleTraining:
         amp: bool = False,
         amp_dtype: str | None = None,
         save_interval: int = 100,
+        snapshot_interval: int | Sequence[int] = 0,
         log_interval: int = 10,
         preview_interval: int = 100,
         cache_rate: float = 1.0,
@@ -251,6 +255,7 @@ class MultiScaleTraining:
             "ema_rampup": ema_rampup,
         }
         self.save_interval = save_interval
+        self.snapshot_interval = _per_scale(snapshot_interval, n, "snapshot_interval")
         self.log_interval = log_interval
         self.preview_interval = preview_interval
         self.cache_rate = cache_rate
@@ -336,6 +341,7 @@ class MultiScaleTraining:
             "batch_size": (self.batch_size, 1),
             "patches_per_image": (self.patches_per_image, 1),
             "save_interval": (self.save_interval, 0),
+            "snapshot_interval": (self.snapshot_interval, 0),
             "log_interval": (self.log_interval, 0),
             "preview_interval": (self.preview_interval, 0),
             "num_workers": (self.num_workers, 0),
@@ -416,6 +422,7 @@ class MultiScaleTraining:
             optional=("random_states",),
             sampler=loader.sampler if hasattr(loader.sampler, "start_at") else None,
             read_only=not writes,
+            snapshot_interval=self.snapshot_interval[scale],
         )
         trainer.checkpoint.attach(trainer)
         handlers: list = []

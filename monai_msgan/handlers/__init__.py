@@ -11,7 +11,7 @@
 # limitations under the License.
 from __future__ import annotations
 
-from monai_msgan.handlers.checkpoint import TrainingCheckpoint
+from monai_msgan.handlers.checkpoint import TrainingCheckpoint, snapshot_files, snapshot_path
 from monai_msgan.handlers.image_preview import GanImagePreview, preview_slice
 
-__all__ = ["GanImagePreview", "TrainingCheckpoint", "preview_slice"]
+__all__ = ["GanImagePreview", "TrainingCheckpoint", "preview_slice", "snapshot_files", "snapshot_path"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,33 @@ from torch import nn
 from monai_msgan.utils.atomic import remove_stale_temporaries
 from monai_msgan.utils.checkpoints import NonFiniteError, describe, load_weights, save_weights
 
-__all__ = ["TrainingCheckpoint"]
+__all__ = ["TrainingCheckpoint", "snapshot_files", "snapshot_path"]
 
 ENGINE_KEY = "trainer"
 SAMPLER_KEY = "sampler"
+
+
+def snapshot_path(export_file: str | os.PathLike, iteration: int) -> Path:
+    """The snapshot of ``export_file``'s network at ``iteration``: ``generator.pt`` -> ``generator_002000.pt``."""
+    export_file = Path(export_file)
+    return export_file.with_name(f"{export_file.stem}_{int(iteration):06d}{export_file.suffix}")
+
+
+def _snapshot_pattern(export_file: Path) -> re.Pattern:
+    return re.compile(rf"{re.escape(export_file.stem)}_(\d{{6,}}){re.escape(export_file.suffix)}")
+
+
+def snapshot_files(export_file: str | os.PathLike) -> dict[int, Path]:
+    """The snapshots of ``export_file`` on disk (:func:`snapshot_path`), by iteration, in iteration order."""
+    export_file = Path(export_file)
+    pattern = _snapshot_pattern(export_file)
+    found = {}
+    if export_file.parent.is_dir():
+        for f in export_file.parent.iterdir():
+            m = pattern.fullmatch(f.name)
+            if m and f.is_file():
+                found[int(m.group(1))] = f
+    return dict(sorted(found.items()))
 
 
 class TrainingCheckpoint:
@@ -39,7 +63,11 @@ class TrainingCheckpoint:
     + rename), so a kill during the save leaves the previous checkpoint intact. At ``Events.STARTED`` an existing
     checkpoint is loaded (with ``weights_only=True``) and the engine continues from its iteration. At
     ``Events.COMPLETED`` the final checkpoint is saved and ``export_module``'s weights alone are written to
-    ``export_file`` (what inference loads).
+    ``export_file`` (what inference loads). With ``snapshot_interval``, ``export_module``'s weights are also kept
+    every that many iterations beside ``export_file`` (``generator_002000.pt``, :func:`snapshot_path`): quality
+    against iterations, or an earlier model than the last, without keeping whole checkpoints. A snapshot is
+    written just before the checkpoint of its iteration; a resumed run deletes the snapshots past the iteration it
+    resumes from (it writes them again) and a new run refuses to start over existing ones.
 
     Every file carries its SHA-256 and is checked on load (:func:`~monai_msgan.utils.load_weights`); weights that
     are not finite are never written (:class:`~monai_msgan.utils.NonFiniteError` naming the iteration, and the
@@ -61,6 +89,8 @@ class TrainingCheckpoint:
         optional: names in ``save_dict`` that an older checkpoint may lack.
         sampler: the data sampler to save and position on resume (``state_dict``, ``load_state_dict`` and
             ``start_at(batch)``).
+        snapshot_interval: keep ``export_module``'s weights every this many iterations (0 = never); needs
+            ``export_file``.
     """
 
     def __init__(
@@ -74,11 +104,14 @@ class TrainingCheckpoint:
         read_only: bool = False,
         optional: tuple[str, ...] = (),
         sampler: Any = None,
+        snapshot_interval: int = 0,
     ) -> None:
         if ENGINE_KEY in save_dict or SAMPLER_KEY in save_dict:
             raise ValueError(f"'{ENGINE_KEY}' and '{SAMPLER_KEY}' are reserved for the engine state in save_dict.")
         if (export_file is None) != (export_module is None):
             raise ValueError("give both export_file and export_module, or neither.")
+        if snapshot_interval < 0 or (snapshot_interval > 0 and export_file is None):
+            raise ValueError(f"snapshot_interval must be >= 0 and needs export_file, got {snapshot_interval}.")
         self.checkpoint_file = Path(checkpoint_file)
         self.save_dict = dict(save_dict)
         self.save_interval = save_interval
@@ -88,6 +121,7 @@ class TrainingCheckpoint:
         self.read_only = read_only
         self.optional = tuple(optional)
         self.sampler = sampler
+        self.snapshot_interval = snapshot_interval
         self.logger = logging.getLogger(__name__)
         self._state: dict[str, Any] | None = None
         self.last_saved: int | None = None
@@ -119,6 +153,8 @@ class TrainingCheckpoint:
         engine.add_event_handler(Events.STARTED, self.load)
         if self.read_only:
             return
+        if self.snapshot_interval > 0:  # before the checkpoint of the same iteration: a resume never misses one
+            engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.snapshot_interval), self.snapshot)
         if self.save_interval > 0:
             engine.add_event_handler(Events.ITERATION_COMPLETED(every=self.save_interval), self.save)
         engine.add_event_handler(Events.COMPLETED, self.complete)
@@ -128,10 +164,14 @@ class TrainingCheckpoint:
         for f in (self.checkpoint_file, self.export_file):
             if f is not None:
                 remove_stale_temporaries(f.parent, f.name)
+        if self.snapshot_interval > 0 and not self.read_only:
+            remove_stale_temporaries(self.export_file.parent, _snapshot_pattern(self.export_file).fullmatch)
+        snapshots = {} if self.export_file is None or self.read_only else snapshot_files(self.export_file)
         if not self.checkpoint_file.is_file():
-            if self.export_file is not None and self.export_file.is_file():
+            existing = [f for f in [self.export_file, *snapshots.values()] if f is not None and f.is_file()]
+            if existing:
                 raise FileExistsError(
-                    f"{self.export_file} exists but its training checkpoint {self.checkpoint_file} does not; training "
+                    f"{existing[0]} exists but its training checkpoint {self.checkpoint_file} does not; training "
                     "would overwrite it. Move it away or choose another ckpt_dir."
                 )
             return
@@ -162,6 +202,11 @@ class TrainingCheckpoint:
             )
             iteration = total
         engine.load_state_dict({"iteration": iteration, "epoch_length": epoch_length, "max_epochs": max_epochs})
+        later = [f for i, f in snapshots.items() if i > iteration]
+        for f in later:  # written after the last checkpoint by the killed run: this run writes them again
+            f.unlink()
+        if later:
+            self.logger.info(f"removed {len(later)} snapshot(s) after iteration {iteration}: {[f.name for f in later]}")
         if self.sampler is not None:
             if SAMPLER_KEY in state:
                 self.sampler.load_state_dict(state[SAMPLER_KEY])
@@ -186,6 +231,15 @@ class TrainingCheckpoint:
         except NonFiniteError as e:
             raise NonFiniteError(f"training diverged by iteration {iteration}: {e} ({self.kept()}).") from e
         self.last_saved = iteration
+
+    def snapshot(self, engine: Engine) -> None:
+        """Keep ``export_module``'s weights of this iteration (:func:`snapshot_path`), written atomically."""
+        iteration = int(engine.state.iteration)
+        path = snapshot_path(self.export_file, iteration)
+        try:
+            save_weights(self.export_module.state_dict(), path)
+        except NonFiniteError as e:
+            raise NonFiniteError(f"training diverged by iteration {iteration}: {e} ({self.kept()}).") from e
 
     def complete(self, engine: Engine) -> None:
         """Save the final checkpoint and export the trained network."""

@@ -30,6 +30,7 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 __all__ = [
     "Terminated",
@@ -157,8 +158,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None) -> list[Path]:
-    """Remove the temporaries that killed processes left in ``folder`` (of ``name`` only, if given).
+def remove_stale_temporaries(folder: str | os.PathLike, name: str | Callable[[str], Any] | None = None) -> list[Path]:
+    """Remove the temporaries that killed processes left in ``folder`` (of ``name`` only, if given; a callable
+    selects the final names whose temporaries go, e.g. a compiled pattern's ``fullmatch``).
 
     Only names this module makes are touched, and only when the process that made them no longer runs, so a
     concurrent writer's temporaries are safe. Returns what was removed.
@@ -169,7 +171,9 @@ def remove_stale_temporaries(folder: str | os.PathLike, name: str | None = None)
         return removed
     for entry in folder.iterdir():
         m = _TEMP.match(entry.name)
-        if m is None or (name is not None and m["name"] != name) or _alive(int(m["pid"])):
+        if m is None or (name is not None and not (name(m["name"]) if callable(name) else m["name"] == name)):
+            continue
+        if _alive(int(m["pid"])):
             continue
         try:
             if entry.is_dir() and not entry.is_symlink():

@@ -21,8 +21,10 @@ from monai.networks.nets import PatchDiscriminator
 from monai.transforms import Identity
 
 from monai_msgan.engines import MultiScaleTraining
+from monai_msgan.handlers import TrainingCheckpoint, snapshot_files, snapshot_path
 from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchGenerator
-from monai_msgan.utils import checkpoint_path, generator_path, load_weights
+from monai_msgan.utils import ConfigurationError, checkpoint_path, generator_path, load_weights
+from tests.reliability.conftest import dead_pid
 
 
 class Killed(RuntimeError):
@@ -165,11 +167,62 @@ def test_exported_generator_without_checkpoint_is_not_overwritten(tmp_path):
     assert path.read_bytes() == b"precious"
 
 
+def test_snapshots_hold_the_exported_weights_and_a_resumed_run_writes_the_lost_ones_again(tmp_path):
+    """With snapshot_interval the exported (EMA) weights are kept every N iterations; a killed run's snapshots after
+    its last checkpoint are deleted on resume and written again; a new run never writes over snapshots."""
+    kw = dict(num_iterations=6, ema_half_life=2, snapshot_interval=[0, 1, 0])
+    trainer, writer = _setup(tmp_path, **kw).build_trainer(1)
+
+    @trainer.on(Events.ITERATION_COMPLETED(once=5))
+    def kill(engine):
+        raise Killed("simulated kill after iteration 5")
+
+    with pytest.raises(Killed):
+        trainer.run()
+    writer.close()
+    scale_dir = generator_path(tmp_path / "ckpt", 1).parent
+    assert list(snapshot_files(generator_path(tmp_path / "ckpt", 1))) == [1, 2, 3, 4, 5]  # checkpoint at 4
+    stale = scale_dir / f".generator_000005.pt.{dead_pid()}.abcd1234.tmp.pt"  # a kill during a snapshot's write
+    stale.write_bytes(b"x")
+    resumed = _setup(tmp_path, **kw)
+    trainer, writer = resumed.build_trainer(1)
+    at_start = {}
+    trainer.add_event_handler(
+        Events.STARTED, lambda e: at_start.update(snapshot_files(generator_path(tmp_path / "ckpt", 1)))
+    )
+    trainer.run()
+    writer.close()
+    assert list(at_start) == [1, 2, 3, 4] and not stale.exists()  # 5 was after the checkpoint: removed
+    snapshots = {i: load_weights(f) for i, f in snapshot_files(generator_path(tmp_path / "ckpt", 1)).items()}
+    assert list(snapshots) == [1, 2, 3, 4, 5, 6]
+    exported = load_weights(generator_path(tmp_path / "ckpt", 1))
+    raw = load_weights(checkpoint_path(tmp_path / "ckpt", 1))["generator"]
+    assert all(torch.equal(snapshots[6][k], exported[k]) for k in exported)  # the exported, averaged weights
+    assert any(not torch.equal(snapshots[6][k], raw[k]) for k in exported if raw[k].is_floating_point())
+    assert any(not torch.equal(snapshots[2][k], snapshots[6][k]) for k in exported)  # weights of their iteration
+    assert not list(generator_path(tmp_path / "ckpt", 0).parent.glob("generator_*.pt"))  # 0 for scale 0: none
+
+    checkpoint_path(tmp_path / "ckpt", 1).unlink()  # a new run in the same folder would write over snapshots
+    generator_path(tmp_path / "ckpt", 1).unlink()
+    trainer, writer = _setup(tmp_path, **kw).build_trainer(1)
+    with pytest.raises(FileExistsError, match="generator_000001.pt exists but its training checkpoint"):
+        trainer.run()
+    writer.close()
+
+
+def test_snapshot_interval_is_checked():
+    with pytest.raises(ValueError, match="snapshot_interval must be >= 0 and needs export_file"):
+        TrainingCheckpoint("checkpoint.pt", {}, snapshot_interval=10)
+    assert snapshot_path("models/scale_0/generator.pt", 2000).as_posix() == "models/scale_0/generator_002000.pt"
+
+
 def test_bad_arguments(tmp_path):
     with pytest.raises(ValueError, match="train_scale"):
         _setup(tmp_path, 2, train_scale=3)
     with pytest.raises(ValueError, match="one per scale"):
         _setup(tmp_path, [2, 2], train_scale=None)
+    with pytest.raises(ConfigurationError, match="option snapshot_interval must be an integer >= 0, got -1"):
+        _setup(tmp_path, 2, snapshot_interval=-1).run()
 
 
 def test_patch_wise_base_with_condition_trains_on_aligned_patches(tmp_path):
