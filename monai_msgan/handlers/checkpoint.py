@@ -202,11 +202,12 @@ class TrainingCheckpoint:
             )
             iteration = total
         engine.load_state_dict({"iteration": iteration, "epoch_length": epoch_length, "max_epochs": max_epochs})
-        later = [f for i, f in snapshots.items() if i > iteration]
+        saved = int(state[ENGINE_KEY]["iteration"])  # not the clamped iteration: a finished run keeps its snapshots
+        later = [f for i, f in snapshots.items() if i > saved]
         for f in later:  # written after the last checkpoint by the killed run: this run writes them again
             f.unlink()
         if later:
-            self.logger.info(f"removed {len(later)} snapshot(s) after iteration {iteration}: {[f.name for f in later]}")
+            self.logger.info(f"removed {len(later)} snapshot(s) after iteration {saved}: {[f.name for f in later]}")
         if self.sampler is not None:
             if SAMPLER_KEY in state:
                 self.sampler.load_state_dict(state[SAMPLER_KEY])

@@ -202,6 +202,11 @@ def test_snapshots_hold_the_exported_weights_and_a_resumed_run_writes_the_lost_o
     assert any(not torch.equal(snapshots[2][k], snapshots[6][k]) for k in exported)  # weights of their iteration
     assert not list(generator_path(tmp_path / "ckpt", 0).parent.glob("generator_*.pt"))  # 0 for scale 0: none
 
+    trainer, writer = _setup(tmp_path, **{**kw, "num_iterations": 4}).build_trainer(1)
+    trainer.run()  # a shorter configuration over a finished run: done, and its snapshots are kept
+    writer.close()
+    assert list(snapshot_files(generator_path(tmp_path / "ckpt", 1))) == [1, 2, 3, 4, 5, 6]
+
     checkpoint_path(tmp_path / "ckpt", 1).unlink()  # a new run in the same folder would write over snapshots
     generator_path(tmp_path / "ckpt", 1).unlink()
     trainer, writer = _setup(tmp_path, **kw).build_trainer(1)
