@@ -221,11 +221,15 @@ def test_diverse_recipe_layer_is_the_measured_row():
 
 @pytest.mark.parametrize(
     "option, value, message",
-    [("--panel_suffix", "/../x", "'/../x'"), ("--base_snapshots", "-100", "must be >= 0 (0 = none), got -100")],
+    [
+        ("--panel_suffix", "/../x", "'/../x'"),
+        ("--base_snapshots", "-100", "must be >= 0 (0 = none), got -100"),
+        ("--num_eval_samples", "1", "must be 0 (the task's default) or >= 2, got 1"),
+    ],
 )
 def test_quality_ablation_refuses_a_bad_option_before_any_work(tmp_path, option, value, message):
     """--panel_suffix becomes part of file names in benchmarks/results: a path or odd characters are refused before
-    anything trains or is written; so is a negative snapshot interval."""
+    anything trains or is written; so are a negative snapshot interval and a single evaluation sample."""
     out = tmp_path / "qa.json"
     proc = subprocess.run(
         [sys.executable, str(BENCH / "quality_ablation.py"), "--tasks", "ct3", "--rows", "full recipe"]
