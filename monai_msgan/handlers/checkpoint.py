@@ -227,18 +227,18 @@ class TrainingCheckpoint:
         state[ENGINE_KEY] = {"iteration": iteration}
         if self.sampler is not None:
             state[SAMPLER_KEY] = self.sampler.state_dict()
-        try:
-            save_weights(state, self.checkpoint_file)
-        except NonFiniteError as e:
-            raise NonFiniteError(f"training diverged by iteration {iteration}: {e} ({self.kept()}).") from e
+        self._write(state, self.checkpoint_file, iteration)
         self.last_saved = iteration
 
     def snapshot(self, engine: Engine) -> None:
         """Keep ``export_module``'s weights of this iteration (:func:`snapshot_path`), written atomically."""
         iteration = int(engine.state.iteration)
-        path = snapshot_path(self.export_file, iteration)
+        self._write(self.export_module.state_dict(), snapshot_path(self.export_file, iteration), iteration)
+
+    def _write(self, state: Mapping[str, Any], path: Path, iteration: int) -> None:
+        """:func:`save_weights`, its refusal of non-finite weights naming the iteration and the last good checkpoint."""
         try:
-            save_weights(self.export_module.state_dict(), path)
+            save_weights(state, path)
         except NonFiniteError as e:
             raise NonFiniteError(f"training diverged by iteration {iteration}: {e} ({self.kept()}).") from e
 

@@ -69,14 +69,19 @@ def _record_iterations(trainer) -> list[int]:
     return seen
 
 
+def _kill_after(trainer, iteration: int) -> None:
+    def kill(engine):
+        raise Killed(f"simulated kill after iteration {iteration}")
+
+    trainer.add_event_handler(Events.ITERATION_COMPLETED(once=iteration), kill)
+
+
 def test_killed_run_resumes_at_the_right_iteration(tmp_path):
     first = _setup(tmp_path, num_iterations=6)
     trainer, writer = first.build_trainer(1)
     seen = _record_iterations(trainer)
 
-    @trainer.on(Events.ITERATION_COMPLETED(once=5))
-    def kill(engine):
-        raise Killed("simulated kill after iteration 5")
+    _kill_after(trainer, 5)
 
     with pytest.raises(Killed):
         trainer.run()
@@ -173,9 +178,7 @@ def test_snapshots_hold_the_exported_weights_and_a_resumed_run_writes_the_lost_o
     kw = dict(num_iterations=6, ema_half_life=2, snapshot_interval=[0, 1, 0])
     trainer, writer = _setup(tmp_path, **kw).build_trainer(1)
 
-    @trainer.on(Events.ITERATION_COMPLETED(once=5))
-    def kill(engine):
-        raise Killed("simulated kill after iteration 5")
+    _kill_after(trainer, 5)
 
     with pytest.raises(Killed):
         trainer.run()
