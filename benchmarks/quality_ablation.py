@@ -238,6 +238,17 @@ ROWS: dict[str, dict] = {
         "layers": [],
         "set": {"batch_size": "BASE_BATCH_8"},
     },
+    "full + packed base D": {
+        "about": "train.json with the base discriminator judging pairs of images, stacked along channels "
+        "(base_disc_pack 2, PacGAN)",
+        "layers": [],
+        "set": {"base_disc_pack": 2},
+    },
+    "packed base D, base + interpolation": {
+        "about": "the base of 'full + packed base D' alone, brought to full size by interpolation",
+        "sample_of": "full + packed base D",
+        "sample_set": {"generated_scales": 1},
+    },
     "full + diversity term": {
         "about": "train.json with the diversity shortfall on the base, weight 3",
         "layers": [],

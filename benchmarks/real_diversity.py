@@ -16,12 +16,17 @@ compared with the same figure among the real images. This script takes that real
 (training and validation, loaded through the bundle's own ``preprocessing``, as the evaluation loads them), within
 each group of file names (``--group drr``), between the groups, and after the images have gone through a coarse
 resolution (``--blur_sizes``: average-pooled to that size and upsampled back, as blurred as a generator whose detail
-comes only from a base of that size). It tells what a diversity goal asks of a generator: e.g. on the X-ray demo
+comes only from a base of that size; ``--blur_factors``: pooled by that factor along every axis, for images that are
+not square or cubic). It tells what a diversity goal asks of a generator: e.g. on the X-ray demo
 data nearly all of the real diversity is the one real radiograph against eight DRRs of one CT.
 
     python benchmarks/real_diversity.py --bundle xray_msgan_2d --dataset_dir data/xray_demo \\
         --overrides bundles/xray_msgan_2d/configs/quick.json --set "image_size=[512,512]" --group drr \\
         --blur_sizes 128 64 --output benchmarks/results/real_diversity_xray.json
+    python benchmarks/real_diversity.py --bundle ct_msgan_3d --dataset_dir outputs/quality_ablation_run10/ct3/data \\
+        --overrides bundles/ct_msgan_3d/configs/quick.json \\
+        --set "image_size=[96,96,32]" "spacing=[4.0,4.0,4.0]" "num_scales=2" "patch_size=[32,32,32]" \\
+        --group slab lung1 lung2 --blur_factors 2 --output benchmarks/results/real_diversity_ct3.json
 """
 
 from __future__ import annotations
@@ -71,10 +76,13 @@ def _mean_similarity(pairs: list[tuple[torch.Tensor, torch.Tensor]]) -> float | 
     return float(sum(values) / len(values))
 
 
-def _blurred(x: torch.Tensor, size: int) -> torch.Tensor:
+def _blurred(x: torch.Tensor, size: int | None = None, factor: int | None = None) -> torch.Tensor:
+    """``x`` (channel-first) area-downsampled to ``size`` on every side, or by ``factor`` along every axis (a
+    generator's base ``2**(num_scales - 1)`` times smaller, whatever the image's shape), and upsampled back."""
     nd = x.ndim - 1
     mode = "bilinear" if nd == 2 else "trilinear"
-    small = F.interpolate(x[None], size=[size] * nd, mode="area")
+    small_size = [size] * nd if size is not None else [max(1, int(n) // int(factor)) for n in x.shape[1:]]
+    small = F.interpolate(x[None], size=small_size, mode="area")
     return F.interpolate(small, size=list(x.shape[1:]), mode=mode, align_corners=False)[0]
 
 
@@ -86,6 +94,14 @@ def main() -> int:
     p.add_argument("--set", nargs="*", default=[], metavar="ID=JSON", help="config ids to override")
     p.add_argument("--group", nargs="*", default=[], help="file-name substrings that define groups of images")
     p.add_argument("--blur_sizes", nargs="*", type=int, default=[], help="also score the images blurred via this size")
+    p.add_argument(
+        "--blur_factors",
+        nargs="*",
+        type=int,
+        default=[],
+        help="also score the images blurred by this factor along every axis (e.g. 2 ** (num_scales - 1): a base's "
+        "resolution, for images that are not square or cubic)",
+    )
     p.add_argument("--output", required=True)
     p.add_argument("--overwrite", action="store_true")
     a = p.parse_args()
@@ -114,7 +130,9 @@ def main() -> int:
     tensors = [x for _, x in images]
     score("as loaded", tensors)
     for s in a.blur_sizes:
-        score(f"blurred via {s}", [_blurred(x, s) for x in tensors])
+        score(f"blurred via {s}", [_blurred(x, size=s) for x in tensors])
+    for f in a.blur_factors:
+        score(f"blurred by {f}x", [_blurred(x, factor=f) for x in tensors])
     metric = "ms-ssim" if min(tensors[0].shape[1:]) > 160 else "ssim"
     keys = list(rows[0])
     print("| " + " | ".join(keys) + " |\n| " + " | ".join("---" for _ in keys) + " |")

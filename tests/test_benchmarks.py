@@ -164,13 +164,15 @@ def test_real_diversity_splits_the_real_figure_by_group(demo_dataset, tmp_path):
     out = tmp_path / "div.json"
     size = ["--set", "image_size=[256,256]", "num_scales=2"]
     _run("real_diversity.py", "--dataset_dir", str(demo_dataset), *size, "--group", "drr", "--blur_sizes", "32",
-         "--output", str(out))  # fmt: skip
+         "--blur_factors", "8", "--output", str(out))  # fmt: skip
     result = json.loads(out.read_text())
     assert len(result["groups"]["drr"]) == 3 and len(result["groups"]["other"]) == 1
-    loaded, blurred = result["rows"]
+    loaded, blurred, by_factor = result["rows"]
     assert loaded["drr vs other"] < loaded["all pairs"] < loaded["within drr"] <= 1.0
     assert loaded["within other"] is None  # one image: no pair
     assert all(blurred[k] > loaded[k] for k in ("all pairs", "within drr", "drr vs other"))
+    # 256 / 8 = 32: the same blur as via size 32
+    assert by_factor["images"] == "blurred by 8x" and by_factor["all pairs"] == pytest.approx(blurred["all pairs"])
     assert "ms-ssim" in result["metric"] and result["command"].endswith(str(out))
 
 

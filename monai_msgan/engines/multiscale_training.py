@@ -57,6 +57,15 @@ def _build(factory: nn.Module | Callable[[], nn.Module]) -> nn.Module:
     return factory if isinstance(factory, nn.Module) else factory()
 
 
+def _pack_of(factory: nn.Module | Callable[[], nn.Module]) -> int:
+    """Images a discriminator (or its factory: a bundle's ``"_mode_": "callable"`` gives a ``functools.partial``)
+    judges at once (:class:`~monai_msgan.networks.PatchDiscriminator`'s ``pack``); 1 when it does not say."""
+    if isinstance(factory, nn.Module):
+        return int(getattr(factory, "pack", 1))
+    keywords = getattr(factory, "keywords", None)
+    return int(keywords.get("pack", 1)) if isinstance(keywords, dict) else 1
+
+
 def _losses(output: Any) -> dict[str, float]:
     return {k: output[k] for k in LOSS_KEYS if isinstance(output, dict) and k in output}
 
@@ -357,11 +366,31 @@ class MultiScaleTraining:
             patch_divisor=patch_divisor,
             options=options,
         )
+        if not problems:
+            problems += self._pack_violations()
         if not problems and size is not None:
             base = [int(s) // 2 ** (n - 1) for s in size]
             problems += dataset_size_violations(self.train_files, self.image_key, dims, base)
         if problems:
             raise ConfigurationError(problems, "the training configuration")
+
+    def _pack_violations(self) -> list[str]:
+        """Scales whose batch the discriminator's packs (``pack`` images judged at once) do not divide."""
+        problems = []
+        for s in self.train_scales:
+            pack = _pack_of(self.base_discriminator if s == 0 else self.patch_discriminator)
+            patched = s > 0 or self.base_patch_size is not None
+            items = int(self.batch_size[s]) * (int(self.patches_per_image) if patched else 1)
+            if pack > 1 and items % pack:
+                which = "base_disc_pack" if s == 0 else "pack"
+                what = f"batch_size {self.batch_size[s]}" + (
+                    f" x patches_per_image {self.patches_per_image}" if patched else ""
+                )
+                problems.append(
+                    f"scale {s}: the discriminator judges packs of {pack} images ({which} in the bundles), which the "
+                    f"batch of {items} ({what}) does not divide: set the batch to a multiple of {pack} or the pack to 1"
+                )
+        return problems
 
     def build_trainer(self, scale: int) -> tuple[ScaleGanTrainer, Any]:
         """The trainer of one scale with its handlers attached, and its TensorBoard writer (or None)."""

@@ -22,7 +22,7 @@ from monai.transforms import Identity
 
 from monai_msgan.engines import MultiScaleTraining
 from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchDiscriminator, PatchGenerator
-from monai_msgan.utils import checkpoint_path, generator_path, load_weights
+from monai_msgan.utils import ConfigurationError, checkpoint_path, generator_path, load_weights
 
 
 def _training(tmp_path, files: list | None = None, **kwargs) -> MultiScaleTraining:
@@ -150,6 +150,33 @@ def test_coverage_candidates_regenerate_each_real_images_nearest_candidate(tmp_p
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="coverage_candidates must be a whole number"):
             _training(tmp_path / "bad", coverage_candidates=bad).build_trainer(0)
+
+
+def test_packed_base_discriminator_judges_pairs_of_real_and_pairs_of_fake_images(tmp_path):
+    training = _training(tmp_path, num_iterations=2, batch_size=4)
+    training.base_discriminator = functools.partial(
+        PatchDiscriminator, spatial_dims=2, in_channels=1, channels=4, num_layers_d=2, pack=2
+    )
+    trainer, _ = training.build_trainer(0)
+    seen: list[tuple[int, int]] = []
+    trainer.discriminator.register_forward_hook(lambda m, inputs, out: seen.append((inputs[0].shape[0], out.shape[0])))
+    outputs: list[dict] = []
+    trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: outputs.append(dict(e.state.output)))
+    trainer.run()
+    # per iteration: real and fake batches for D, the fake batch for G; 4 images each, judged as 2 packs
+    assert seen == [(4, 2)] * 6
+    assert all(torch.isfinite(torch.tensor([o["loss_d"], o["loss_g"]])).all() for o in outputs)
+    # a batch that is no multiple of the pack: refused before training, naming the option; the network itself
+    # refuses such a batch too (a trainer built without the check)
+    odd = _training(tmp_path / "odd", num_iterations=1, batch_size=3)
+    odd.base_discriminator = training.base_discriminator
+    with pytest.raises(
+        ConfigurationError, match=r"scale 0: the discriminator judges packs of 2 images \(base_disc_pack"
+    ):
+        odd.run()
+    assert not (tmp_path / "odd" / "ckpt").exists()
+    with pytest.raises(ValueError, match="packs of 2 images: a batch of 3"):
+        _run(odd)
 
 
 def test_diversity_space_changes_the_term_and_is_checked(tmp_path):
