@@ -244,6 +244,11 @@ ROWS: dict[str, dict] = {
         "layers": [],
         "set": {"base_disc_pack": 2},
     },
+    "full + packed base D + coverage weight 10": {
+        "about": "train.json with the packed base discriminator (pairs) and the coverage term at weight 10 instead of 3",
+        "layers": [],
+        "set": {"base_disc_pack": 2, "coverage_weight": 10.0},
+    },
     "packed base D, base + interpolation": {
         "about": "the base of 'full + packed base D' alone, brought to full size by interpolation",
         "sample_of": "full + packed base D",
