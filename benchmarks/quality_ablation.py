@@ -245,7 +245,7 @@ ROWS: dict[str, dict] = {
         "set": {"base_disc_pack": 2},
     },
     "full + packed base D + coverage weight 10": {
-        "about": "train.json with the packed base discriminator (pairs) and the coverage term at weight 10 instead of 3",
+        "about": "train.json with the packed base discriminator (pairs) and the coverage term at weight 10",
         "layers": [],
         "set": {"base_disc_pack": 2, "coverage_weight": 10.0},
     },
