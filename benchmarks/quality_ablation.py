@@ -249,6 +249,40 @@ ROWS: dict[str, dict] = {
         "layers": [],
         "set": {"base_disc_pack": 2, "coverage_weight": 10.0},
     },
+    "packed base D, patch L1 weight 3": {
+        "about": "the base of 'full + packed base D'; its patch scales trained with L1 weight 3 instead of 10",
+        "layers": [],
+        "set": {"base_disc_pack": 2, "l1_weight": 3.0},
+        "base_of": "full + packed base D",
+    },
+    "packed base D, patch L1 weight 1": {
+        "about": "the base of 'full + packed base D'; its patch scales trained with L1 weight 1 instead of 10",
+        "layers": [],
+        "set": {"base_disc_pack": 2, "l1_weight": 1.0},
+        "base_of": "full + packed base D",
+    },
+    "full, no coverage term": {
+        "about": "train.json without the mode coverage term (coverage_weight 0): the batch's own samples, when alike, "
+        "are all pulled towards the average of the real images",
+        "layers": [],
+        "set": NO_COV,
+    },
+    "full + packed base D, no coverage term": {
+        "about": "train.json with the packed base discriminator (pairs) and without the mode coverage term",
+        "layers": [],
+        "set": {"base_disc_pack": 2, **NO_COV},
+    },
+    "full + anchored coverage": {
+        "about": "train.json with the coverage term's samples made from each real image's own fixed noise "
+        "(coverage_anchors), not its nearest among the step's samples",
+        "layers": [],
+        "set": {"coverage_anchors": True},
+    },
+    "full + packed base D + anchored coverage": {
+        "about": "train.json with the packed base discriminator (pairs) and the anchored coverage term",
+        "layers": [],
+        "set": {"base_disc_pack": 2, "coverage_anchors": True},
+    },
     "packed base D, base + interpolation": {
         "about": "the base of 'full + packed base D' alone, brought to full size by interpolation",
         "sample_of": "full + packed base D",

@@ -41,6 +41,8 @@ from monai_msgan.utils.validation import ConfigurationError, dataset_size_violat
 
 __all__ = ["MultiScaleTraining"]
 
+#: key of each training image's index in the base's batches, read by the coverage term's anchors
+ANCHOR_KEY = "anchor_index"
 LOSS_KEYS = ("loss_d", "loss_d_r1", "loss_g", "loss_g_adv", "loss_g_l1", "loss_g_div", "loss_g_cov", "augment_p")
 
 
@@ -150,6 +152,12 @@ class MultiScaleTraining:
         coverage_candidates: candidate samples per real image among which the coverage term finds each real
             image's nearest (1 = the step's own samples; more = IMLE's selection, see
             :class:`~monai_msgan.engines.ScaleGanTrainer`).
+        coverage_anchors: give each training image its own fixed noise (an anchor, drawn from the training seed)
+            and make the coverage term pull the base's sample of each real image's anchor towards that image, in
+            place of its nearest sample: every training image keeps a sample of its own, which alike samples of a
+            collapsed base cannot all be (see :func:`~monai_msgan.losses.anchored_coverage`). Needs
+            ``coverage_weight`` > 0 to act, the base learning whole images (no ``base_patch_size``) and
+            ``coverage_candidates`` 1.
         image_size: size of the preprocessed training images (the finest scale), to check the configuration
             against before training; None = the size of the first preprocessed image.
         channels_last: train in the channels-last memory layout (one value, or one per scale): the same
@@ -208,6 +216,7 @@ class MultiScaleTraining:
         diversity_space: str = "pixels",
         coverage_weight: float = 0.0,
         coverage_candidates: int = 1,
+        coverage_anchors: bool = False,
         image_size: Sequence[int] | None = None,
         channels_last: bool | Sequence[bool] = False,
     ) -> None:
@@ -263,6 +272,11 @@ class MultiScaleTraining:
             "coverage_candidates": coverage_candidates,
             "ema_rampup": ema_rampup,
         }
+        self.coverage_anchors = ensure_bool(coverage_anchors, "coverage_anchors")
+        if self.coverage_anchors:  # one anchor per training image, drawn from the seed the run was started with
+            self.trainer_kwargs["coverage_anchors"] = len(self.train_files)
+            self.trainer_kwargs["anchor_key"] = ANCHOR_KEY
+            self.trainer_kwargs["anchor_seed"] = torch.initial_seed() % 2**63
         self.save_interval = save_interval
         self.snapshot_interval = _per_scale(snapshot_interval, n, "snapshot_interval")
         self.log_interval = log_interval
@@ -294,8 +308,11 @@ class MultiScaleTraining:
         # flatten: CacheDataset stops caching at a nested Compose (MONAI treats a Compose as randomizable)
         # copy_cache=False: the random crop returns views of the cached arrays and collation copies them; a deep
         # copy of a whole cached 512^3 volume (and its coarse input) per sample would dominate each 3D iteration
+        files = self.train_files
+        if scale == 0 and self.coverage_anchors:  # each image's index: the coverage term finds its anchor by it
+            files = [{**item, ANCHOR_KEY: i} for i, item in enumerate(files)]
         dataset = CacheDataset(
-            self.train_files,
+            files,
             Compose(steps).flatten(),
             cache_rate=self.cache_rate,
             num_workers=None,
@@ -368,6 +385,16 @@ class MultiScaleTraining:
         )
         if not problems:
             problems += self._pack_violations()
+        if self.coverage_anchors and 0 in self.train_scales:
+            if self.base_patch_size is not None:
+                problems.append(
+                    "coverage_anchors needs the base to learn whole images: an anchor stands for one training image, "
+                    "not for a random patch of it (base_patch_size is set)"
+                )
+            if int(self.trainer_kwargs["coverage_candidates"]) > 1:
+                problems.append("coverage_anchors and coverage_candidates > 1 exclude each other: set one of them")
+            if not all(isinstance(item, dict) for item in self.train_files):
+                problems.append("coverage_anchors needs the training files as dictionaries, to add each one's index")
         if not problems and size is not None:
             base = [int(s) // 2 ** (n - 1) for s in size]
             problems += dataset_size_violations(self.train_files, self.image_key, dims, base)

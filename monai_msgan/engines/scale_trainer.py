@@ -14,7 +14,7 @@ regularisers a GAN on few images needs (EMA, discriminator augmentation, R1, a d
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import torch
@@ -27,6 +27,7 @@ from torch.optim import Optimizer
 from monai_msgan.engines.ema import GeneratorEMA
 from monai_msgan.losses.gan_regularizers import (
     DIVERSITY_SPACES,
+    anchored_coverage,
     diversity_shortfall,
     mode_coverage,
     nearest_samples,
@@ -78,7 +79,9 @@ class ScaleGanTrainer(Trainer):
       diversity shortfall (:func:`~monai_msgan.losses.diversity_shortfall`: how much less two samples of different
       noise differ than real images do) + ``coverage_weight`` × the mode coverage
       (:func:`~monai_msgan.losses.mode_coverage`: how far each real image of the batch is from its nearest sample,
-      among the step's samples or, with ``coverage_candidates`` > 1, among that many candidates per real image).
+      among the step's samples or, with ``coverage_candidates`` > 1, among that many candidates per real image;
+      with ``coverage_anchors`` N > 0, the distance of each real image to the sample made from its own fixed noise,
+      :func:`~monai_msgan.losses.anchored_coverage`).
       The L1 term applies where there is something to be faithful to (a coarse input or a condition); an
       unconditional base learns from D alone, and only an unconditional base gets the diversity and coverage terms
       (with a coarse input or condition, the diversity comes from them). ``adversarial_weight`` 0
@@ -131,6 +134,13 @@ class ScaleGanTrainer(Trainer):
             candidates per real image drawn without gradients, each real image's nearest regenerated from its noise
             and pulled towards it (:func:`~monai_msgan.losses.nearest_samples`); one more generator forward and
             backward per step, and the candidates' forward passes.
+        coverage_anchors: N > 0 gives each of N training images its own fixed noise (an anchor, drawn once from
+            a generator seeded with ``anchor_seed``) and makes the coverage term pull the sample of each real
+            image's anchor towards it, instead of its nearest sample; the batch must hold each image's index
+            (0..N-1) under ``anchor_key``. One more generator forward and backward per step. 0 = off. Excludes
+            ``coverage_candidates`` > 1.
+        anchor_key: batch key of the training images' indices, read when ``coverage_anchors`` > 0.
+        anchor_seed: seed of the anchors' noise (the same seed gives the same anchors, so a resumed run keeps them).
         ema_half_life: half-life in iterations of the generator's weight average (None = no average).
         ema_rampup: ramp-up of that half-life (see :class:`~monai_msgan.engines.GeneratorEMA`).
         channels_last: keep the networks' weights, the batches and the noise in the channels-last memory layout
@@ -171,6 +181,9 @@ class ScaleGanTrainer(Trainer):
         diversity_space: str = "pixels",
         channels_last: bool = False,
         coverage_candidates: int = 1,
+        coverage_anchors: int = 0,
+        anchor_key: str = "anchor_index",
+        anchor_seed: int = 0,
     ) -> None:
         if num_iterations < 1:
             raise ValueError(f"num_iterations must be at least 1, got {num_iterations}.")
@@ -184,6 +197,13 @@ class ScaleGanTrainer(Trainer):
             raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")
         if isinstance(coverage_candidates, bool) or not isinstance(coverage_candidates, int) or coverage_candidates < 1:
             raise ValueError(f"coverage_candidates must be a whole number of at least 1, got {coverage_candidates!r}.")
+        if isinstance(coverage_anchors, bool) or not isinstance(coverage_anchors, int) or coverage_anchors < 0:
+            raise ValueError(f"coverage_anchors must be a whole number of at least 0, got {coverage_anchors!r}.")
+        if coverage_anchors and coverage_candidates > 1:
+            raise ValueError(
+                "coverage_anchors and coverage_candidates > 1 are two ways of choosing the coverage term's samples: "
+                "set one of them."
+            )
         device = torch.device(device)
         amp = ensure_bool(amp, "amp")
         super().__init__(
@@ -214,6 +234,11 @@ class ScaleGanTrainer(Trainer):
         self.diversity_space = diversity_space
         self.coverage_weight = float(coverage_weight)
         self.coverage_candidates = int(coverage_candidates)
+        self.coverage_anchors = int(coverage_anchors)
+        self.anchor_key = anchor_key
+        self.anchor_seed = int(anchor_seed)
+        self._anchors: torch.Tensor | None = None
+        self._anchor_size: tuple[int, ...] = ()
         self.channels_last = ensure_bool(channels_last, "channels_last")
         if self.channels_last:  # before the average copies the generator, so that the copy has the layout too
             module_to_channels_last(unwrap(generator))
@@ -261,6 +286,45 @@ class ScaleGanTrainer(Trainer):
                 raise NonFiniteError(f"the gradients of {name} are not finite at iteration {self.state.iteration}.")
         scaler.step(optimizer)
         scaler.update()
+
+    def _anchor_noise(
+        self,
+        batchdata: dict[str, Any],
+        real: torch.Tensor,
+        sample_noise: Callable | None,
+        noise_channels: int,
+        memory_format: torch.memory_format,
+    ) -> torch.Tensor:
+        """The fixed noise of each real image of the batch (its anchor), by the image's index in the training set.
+
+        The anchors of all ``coverage_anchors`` images are drawn once, on the CPU from a generator seeded with
+        ``anchor_seed`` (the global random state is left as it was), so that every run and every resume with the
+        same seed has the same anchors."""
+        if self.anchor_key not in batchdata:
+            raise ValueError(
+                f"coverage_anchors needs each training image's index under '{self.anchor_key}' in the batch "
+                "(MultiScaleTraining adds it to the base's batches)."
+            )
+        index = torch.as_tensor(batchdata[self.anchor_key]).long().flatten().cpu()
+        if index.numel() != real.shape[0]:
+            raise ValueError(
+                f"the batch holds {real.shape[0]} images but {index.numel()} indices under '{self.anchor_key}'."
+            )
+        if index.numel() and (int(index.min()) < 0 or int(index.max()) >= self.coverage_anchors):
+            raise ValueError(
+                f"an image index in '{self.anchor_key}' is outside 0..{self.coverage_anchors - 1} (coverage_anchors "
+                f"{self.coverage_anchors}): got {index.tolist()}."
+            )
+        if self._anchors is None or self._anchor_size != tuple(real.shape[2:]):
+            cpu = torch.device("cpu")
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(self.anchor_seed)
+                if sample_noise is not None:
+                    anchors = sample_noise(self.coverage_anchors, real.shape[2:], cpu)
+                else:
+                    anchors = torch.randn((self.coverage_anchors, noise_channels, *real.shape[2:]))
+            self._anchors, self._anchor_size = anchors, tuple(real.shape[2:])
+        return self._anchors[index].to(real.device).contiguous(memory_format=memory_format)
 
     def _iteration(self, engine: ScaleGanTrainer, batchdata: dict[str, Any]) -> dict[str, Any]:
         if batchdata is None or self.image_key not in batchdata:
@@ -352,7 +416,13 @@ class ScaleGanTrainer(Trainer):
                         covering = self.generator(
                             coarse, condition, to_channels_last(chosen) if self.channels_last else chosen
                         )
-                loss_cov = mode_coverage(covering, real)
+                if self.coverage_anchors:  # each real image pulls the sample of its own fixed noise
+                    anchors = self._anchor_noise(batchdata, real, sample_noise, noise_channels, noise_format)
+                    with self._autocast():
+                        covering = self.generator(coarse, condition, anchors)
+                    loss_cov = anchored_coverage(covering, real)
+                else:
+                    loss_cov = mode_coverage(covering, real)
             loss_l1 = self.l1_loss(fake.float(), real.float()) if context else torch.zeros((), device=real.device)
             loss_g = (
                 self.adversarial_weight * loss_adv

@@ -15,10 +15,18 @@ from __future__ import annotations
 
 from monai_msgan.losses.gan_regularizers import (
     DIVERSITY_SPACES,
+    anchored_coverage,
     diversity_shortfall,
     mode_coverage,
     nearest_samples,
     r1_penalty,
 )
 
-__all__ = ["DIVERSITY_SPACES", "diversity_shortfall", "mode_coverage", "nearest_samples", "r1_penalty"]
+__all__ = [
+    "DIVERSITY_SPACES",
+    "anchored_coverage",
+    "diversity_shortfall",
+    "mode_coverage",
+    "nearest_samples",
+    "r1_penalty",
+]

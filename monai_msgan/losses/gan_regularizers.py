@@ -18,7 +18,14 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-__all__ = ["r1_penalty", "diversity_shortfall", "mode_coverage", "nearest_samples", "DIVERSITY_SPACES"]
+__all__ = [
+    "r1_penalty",
+    "diversity_shortfall",
+    "mode_coverage",
+    "anchored_coverage",
+    "nearest_samples",
+    "DIVERSITY_SPACES",
+]
 
 
 def r1_penalty(discriminator: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
@@ -108,6 +115,26 @@ def mode_coverage(fake: torch.Tensor, real: torch.Tensor, pool: int = 4) -> torc
         a scalar loss for the generator.
     """
     return _layout_distances(fake, real, pool).min(dim=1).values.mean()
+
+
+def anchored_coverage(fake: torch.Tensor, real: torch.Tensor, pool: int = 4) -> torch.Tensor:
+    """How far each generated image is from the real image it stands for: ``mean_i |pool(real_i) - pool(fake_i)|``.
+
+    The coverage term with fixed anchors: ``fake_i`` is generated from the noise that belongs to training image
+    ``real_i`` (one fixed draw per training image), so each training image has its own sample to pull, and the pulls
+    cannot meet in the average of the real images, as :func:`mode_coverage`'s pulls on a collapsed generator's alike
+    samples do. The distance is the one of :func:`mode_coverage` (average pooling by ``pool``: the layout, not the
+    texture); no gradient flows to ``real``.
+
+    Raises:
+        ValueError: when ``fake`` and ``real`` differ in shape.
+    """
+    if fake.shape != real.shape:
+        raise ValueError(
+            f"anchored_coverage pairs fake and real images one to one, got {tuple(fake.shape)} and {tuple(real.shape)}."
+        )
+    f, r = _pooled(fake, pool), _pooled(real, pool).detach()
+    return (f - r).abs().mean()
 
 
 def _layout_distances(fake: torch.Tensor, real: torch.Tensor, pool: int) -> torch.Tensor:

@@ -101,3 +101,13 @@ def test_layers_only_set_ids_that_train_and_inference_use(bundle, layer):
     for key in json.loads((configs / layer).read_text()):
         root = key.lstrip("+").split("::")[0].split("#")[0]
         assert root in known or root.startswith(("edge_", "label_")), f"{layer} sets '{key}', which no config uses"
+
+
+@pytest.mark.parametrize("bundle", BUNDLES)
+def test_coverage_ids_reach_the_training_run(bundle):
+    # the coverage term's options are ids of train.json that the training run reads; the anchors are off by default
+    # (docs/quality.md, run 12)
+    train = json.loads((REPO_ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
+    for key in ("coverage_weight", "coverage_candidates", "coverage_anchors"):
+        assert train["training_run"][key] == f"@{key}", key
+    assert train["coverage_anchors"] is False and train["coverage_candidates"] == 1

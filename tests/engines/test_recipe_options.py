@@ -152,6 +152,55 @@ def test_coverage_candidates_regenerate_each_real_images_nearest_candidate(tmp_p
             _training(tmp_path / "bad", coverage_candidates=bad).build_trainer(0)
 
 
+def test_coverage_anchors_pull_the_sample_of_each_real_images_own_fixed_noise(tmp_path):
+    def trained(path):
+        training = _training(path, num_iterations=3, coverage_weight=1.0, coverage_anchors=True)
+        trainer, _ = training.build_trainer(0)
+        noises: list[tuple[bool, torch.Tensor]] = []
+        trainer.generator.register_forward_hook(lambda m, inputs, out: noises.append((out.requires_grad, inputs[2])))
+        steps: list[tuple[list[int], dict]] = []
+        trainer.add_event_handler(
+            Events.ITERATION_COMPLETED,
+            lambda e: steps.append((e.state.batch["anchor_index"].tolist(), dict(e.state.output))),
+        )
+        trainer.run()
+        return noises, steps
+
+    noises, steps = trained(tmp_path / "a")
+    # per iteration: the step's samples (batch 2), then the samples of the batch's anchors, both with gradients
+    assert [(grad, noise.shape[0]) for grad, noise in noises] == [(True, 2), (True, 2)] * 3
+    anchors: dict[int, torch.Tensor] = {}
+    for it, (index, output) in enumerate(steps):
+        assert set(index) <= {0, 1, 2} and output["loss_g_cov"] > 0
+        drawn, anchor = noises[2 * it][1], noises[2 * it + 1][1]
+        for i, noise in zip(index, anchor):
+            assert torch.equal(anchors.setdefault(i, noise), noise)  # an image's anchor never changes
+        assert not torch.equal(drawn, anchor)  # the adversarial samples keep drawing fresh noise
+    assert len(anchors) > 1
+    assert not any(torch.equal(a, b) for i, a in anchors.items() for j, b in anchors.items() if i < j)
+    # another run with the same seed has the same anchors (a resumed run too)
+    again, steps_again = trained(tmp_path / "b")
+    assert [i for i, _ in steps_again] == [i for i, _ in steps]
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(noises[1::2], again[1::2]))
+
+
+def test_coverage_anchors_are_refused_where_they_cannot_stand_for_an_image(tmp_path):
+    cases = {
+        "base_patch_size": {"base_patch_size": 32},
+        "coverage_candidates > 1 exclude": {"coverage_candidates": 4},
+    }
+    for message, options in cases.items():
+        training = _training(tmp_path / message[:6], coverage_weight=1.0, coverage_anchors=True, **options)
+        with pytest.raises(ConfigurationError, match=message):
+            training.run()
+        assert not (tmp_path / message[:6] / "ckpt").exists()
+    # a trainer fed batches without the images' indices says what it needs
+    training = _training(tmp_path / "plain", coverage_weight=1.0)
+    training.trainer_kwargs["coverage_anchors"] = 3
+    with pytest.raises(ValueError, match="coverage_anchors needs each training image's index under 'anchor_index'"):
+        _run(training)
+
+
 def test_packed_base_discriminator_judges_pairs_of_real_and_pairs_of_fake_images(tmp_path):
     training = _training(tmp_path, num_iterations=2, batch_size=4)
     training.base_discriminator = functools.partial(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monai_msgan.losses import diversity_shortfall, mode_coverage, nearest_samples, r1_penalty
+from monai_msgan.losses import anchored_coverage, diversity_shortfall, mode_coverage, nearest_samples, r1_penalty
 
 
 def test_r1_of_a_linear_discriminator_is_its_squared_weight_norm():
@@ -76,6 +76,28 @@ def test_mode_coverage_measures_the_real_images_left_without_a_nearby_sample():
     fake = torch.zeros(2, 1, 8, 8, requires_grad=True)
     mode_coverage(fake, real).backward()
     assert fake.grad.abs().sum() > 0
+
+
+def test_anchored_coverage_pairs_each_sample_with_its_own_real_image():
+    real = torch.stack([torch.zeros(1, 8, 8), torch.ones(1, 8, 8)])
+    assert anchored_coverage(real.clone(), real).item() == pytest.approx(0.0)
+    # swapped samples cover both images (mode_coverage is 0) but each is 1 away from the image it stands for
+    swapped = real.flip(0)
+    assert mode_coverage(swapped, real).item() == pytest.approx(0.0)
+    assert anchored_coverage(swapped, real).item() == pytest.approx(1.0)
+    # a collapsed pair is pulled apart: half of it is 1 away from its image
+    assert anchored_coverage(torch.zeros(2, 1, 8, 8), real).item() == pytest.approx(0.5)
+    # the layout counts, not the texture: a checkerboard of +-1 around the image pools away (3D alike)
+    checker = (torch.arange(8)[:, None] + torch.arange(8)[None]) % 2 * 2.0 - 1.0
+    assert anchored_coverage(real + checker, real).item() == pytest.approx(0.0, abs=1e-6)
+    volumes = torch.rand(2, 1, 8, 8, 8)
+    assert anchored_coverage(volumes + 0.25, volumes).item() == pytest.approx(0.25)
+    fake = torch.zeros(2, 1, 8, 8, requires_grad=True)
+    target = real.clone().requires_grad_(True)
+    anchored_coverage(fake, target).backward()
+    assert fake.grad.abs().sum() > 0 and target.grad is None
+    with pytest.raises(ValueError, match="one to one"):
+        anchored_coverage(torch.zeros(3, 1, 8, 8), real)
 
 
 def test_nearest_samples_picks_each_real_images_closest_candidate():
