@@ -531,17 +531,20 @@ def _rows(task: dict) -> list[tuple[str, dict]]:
 
 def table(tasks: dict) -> str:
     head = (
-        f"{'task':<5} {'row':<28} {'SWD':>7} {'SWD all':>7} {'int.dist':>9} {'air%':>6} {'seam':>6} {'div':>6}"
+        f"{'task':<5} {'row':<28} {'SWD':>7} {'SWD all':>7} {'int.dist':>9} {'air%':>6} {'solid.':>6} {'seam':>6}"
+        f" {'div':>6}"
         f" {'div real':>8} {'ratio':>5} {'med.r':>5} {'train s':>8}"
     )
     lines = [head]
     for name, task in tasks.items():
         for row, m in _rows(task):
             air = m["intensity"].get("outside_body_air", {}).get("generated")
+            solid = m["intensity"].get("body_solidity", {}).get("generated")
             lines.append(
                 f"{name:<5} {row:<28} {m['swd_x1e3_mean']:>7.1f} {m.get('swd_all_real_x1e3_mean', float('nan')):>7.1f} "
                 f"{m['intensity']['distance_to_real']:>9.4f} "
-                f"{'-' if air is None else f'{100 * air:.1f}':>6} {m['seam_score_generated']:>6.3f} "
+                f"{'-' if air is None else f'{100 * air:.1f}':>6} {'-' if solid is None else f'{solid:.3f}':>6} "
+                f"{m['seam_score_generated']:>6.3f} "
                 f"{m.get('diversity', {}).get('mean', float('nan')):>6.3f} "
                 f"{m.get('diversity_real', {}).get('mean', float('nan')):>8.3f} "
                 f"{m['diversity']['mean'] / m['diversity_real']['mean']:>5.2f} "
@@ -561,9 +564,9 @@ def markdown(tasks: dict) -> str:
             f"**{name}**: {task['description']}",
             "",
             f"| row | SWD ×10³ mean (per level) | SWD all real | intensity dist.{unit} | p50 / p99.9{unit} | "
-            + ("outside air % | " if ct else "")
+            + ("outside air % | body solidity | " if ct else "")
             + "seam (real) | diversity (real) | ratio (of medians) | train s |",
-            "| --- | --- | --- | --- | --- | " + ("--- | " if ct else "") + "--- | --- | --- | --- |",
+            "| --- | --- | --- | --- | --- | " + ("--- | --- | " if ct else "") + "--- | --- | --- | --- |",
         ]
         for row, m in _rows(task):
             i = m["intensity"]
@@ -581,7 +584,9 @@ def markdown(tasks: dict) -> str:
                 f"{fmt(q['p50'])} / {fmt(q['p99.9'])}",
             ]
             if ct:
+                solid = i.get("body_solidity", {}).get("generated")
                 cells.append("-" if air is None else f"{100 * air:.1f}")
+                cells.append("-" if solid is None else f"{solid:.3f}")
             cells += [
                 f"{m['seam_score_generated']:.3f} ({m['seam_score_real']:.3f})",
                 f"{div:.3f} ({div_real:.3f})",
@@ -592,6 +597,7 @@ def markdown(tasks: dict) -> str:
         real_q = next(iter(task["rows"].values()))["intensity"]["quantiles_real"]
         real_air = next(iter(task["rows"].values()))["intensity"].get("outside_body_air", {}).get("real")
         line = f"Held-out real: p50 / p99.9 {real_q['p50']} / {real_q['p99.9']}"
+        real_solid = next(iter(task["rows"].values()))["intensity"].get("body_solidity", {}).get("real")
         if real_air is not None:
             line += f", outside air {100 * real_air:.1f} %"
         if task.get("real_air_at_base_resolution") is not None:
@@ -599,6 +605,8 @@ def markdown(tasks: dict) -> str:
                 f" ({100 * task['real_air_at_base_resolution']:.1f} % when brought to the base's resolution and back"
                 " by trilinear interpolation)"
             )
+        if real_solid is not None:
+            line += f", body solidity {real_solid:.3f}"
         out += ["", line, ""]
     return "\n".join(out)
 

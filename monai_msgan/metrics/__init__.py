@@ -19,6 +19,7 @@ from monai_msgan.metrics.features import FeatureDistances
 from monai_msgan.metrics.intensity import (
     QUANTILES,
     body_mask,
+    body_solidity,
     intensity_distance,
     intensity_quantiles,
     outside_body_air,
@@ -40,6 +41,7 @@ __all__ = [
     "laplacian_pyramid",
     "paired_fidelity",
     "body_mask",
+    "body_solidity",
     "outside_body_air",
     "pairwise_diversity",
     "seam_score",

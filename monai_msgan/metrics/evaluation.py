@@ -23,7 +23,7 @@ import torch
 
 import monai_msgan
 from monai_msgan.data.io import mid_planes, montage, save_png_preview, write_json
-from monai_msgan.metrics.intensity import intensity_distance, intensity_quantiles, outside_body_air
+from monai_msgan.metrics.intensity import body_solidity, intensity_distance, intensity_quantiles, outside_body_air
 from monai_msgan.metrics.seams import grid_lines, seam_score
 from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
 from monai_msgan.metrics.swd import SlicedWassersteinDistance
@@ -52,7 +52,9 @@ class GenerationEvaluation:
     It also records intensity fidelity: the 1-Wasserstein distance between each generated image's intensity
     histogram and the held-out real images' (:func:`~monai_msgan.metrics.intensity_distance`) and intensity
     quantiles of both, in HU when ``intensity_range`` gives the HU window of the model range (CT), where it adds
-    the fraction of outside-the-body voxels that are air (:func:`~monai_msgan.metrics.outside_body_air`); and the
+    the fraction of outside-the-body voxels that are air (:func:`~monai_msgan.metrics.outside_body_air`) and how
+    convex the body's axial outline is (:func:`~monai_msgan.metrics.body_solidity`: a real trunk scores near 1,
+    loops and broken shapes far less, which no other figure here sees); and the
     diversity among real images (held-out plus ``reference_files``) next to the samples' own, on the same metric.
     Unconditional models also get the SWD against every real image (held-out plus ``reference_files``,
     ``swd_all_real_x1e3_*``): a steadier fidelity figure where only one or two images are held out, which rewards
@@ -144,6 +146,10 @@ class GenerationEvaluation:
                 "real": round(sum(r["outside_air_fraction"] for r in ref) / len(ref), 4),
                 "outside_fraction_generated": round(sum(g["outside_fraction"] for g in gen) / len(gen), 4),
                 "outside_fraction_real": round(sum(r["outside_fraction"] for r in ref) / len(ref), 4),
+            }
+            out["body_solidity"] = {
+                "generated": round(sum(body_solidity(f) for f in fake_u) / len(fake_u), 4),
+                "real": round(sum(body_solidity(r) for r in real_u) / len(real_u), 4),
             }
         return out
 

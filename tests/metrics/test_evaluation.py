@@ -74,3 +74,18 @@ def test_unconditional_evaluation_needs_pairs_and_a_condition_when_asked(tmp_pat
     ev = GenerationEvaluation(synth, _held_out(), EnsureTyped("image"), tmp_path, num_samples=1, condition_key="edges")
     with pytest.raises(ValueError, match="made no condition 'edges'"):
         ev.run()
+
+
+def test_ct_evaluation_reports_air_and_body_outline_in_hu(tmp_path):
+    # held out: a box-shaped body of soft tissue in air ([-1024, 1000] HU window of the model range)
+    real = torch.full((1, 64, 64, 32), -1.0)
+    real[:, 16:48, 12:52] = 0.0
+    synth = MultiScaleSynthesizer(_trained_like(3, num_scales=2), 16, device="cpu")
+    ev = GenerationEvaluation(
+        synth, [{"image": real}], EnsureTyped("image"), tmp_path, num_samples=2, intensity_range=[-1024.0, 1000.0]
+    )
+    intensity = ev.run()["intensity"]
+    assert intensity["units"] == "HU"
+    assert intensity["outside_body_air"]["real"] == 1.0
+    assert intensity["body_solidity"]["real"] == 1.0  # the box is its own hull
+    assert 0.0 <= intensity["body_solidity"]["generated"] <= 1.0

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_msgan.metrics import intensity_distance, intensity_quantiles, outside_body_air
+from monai_msgan.metrics import body_solidity, intensity_distance, intensity_quantiles, outside_body_air
 
 
 def test_intensity_distance_known_answers():
@@ -60,3 +60,35 @@ def test_outside_body_air_known_answers():
     assert gray == {"outside_fraction": 0.0, "outside_air_fraction": 0.0}
     with pytest.raises(ValueError, match="3D volume"):
         outside_body_air(np.zeros((8, 8)))
+
+
+def test_body_solidity_known_answers():
+    # a body in air with its lungs: convex
+    assert body_solidity(_phantom(-1024.0)) == 1.0
+    box = np.full((30, 30, 3), -1000.0, dtype=np.float32)
+    box[5:25, 8:20] = 40.0
+    assert body_solidity(box) == 1.0  # a rectangle is its own hull
+    # an L of 144 pixels; the hull of its pixel centres, (0,0)-(19,0)-(19,3)-(3,19)-(0,19), leaves out the 136
+    # centres with x + y > 22 of the 20 x 20 square: 264 inside
+    ell = np.full((20, 20, 3), -1000.0, dtype=np.float32)
+    ell[:, :4] = 40.0
+    ell[:4, :] = 40.0
+    assert body_solidity(ell) == pytest.approx(144 / 264)
+    # a ring counts as its filled disk (holes filled, like lungs); a C open on one side does not
+    zz, yy = np.mgrid[0:48, 0:48]
+    r2 = (zz - 24) ** 2 + (yy - 24) ** 2
+    ring = np.full((48, 48, 4), -1000.0, dtype=np.float32)
+    ring[(r2 <= 400) & (r2 >= 225)] = 40.0
+    disk = np.where((r2 <= 400)[..., None], 40.0, -1000.0).astype(np.float32).repeat(4, -1)
+    assert body_solidity(ring) == pytest.approx(body_solidity(disk))
+    c_shape = ring.copy()
+    c_shape[20:28, 24:] = -1000.0
+    assert body_solidity(c_shape) < body_solidity(ring) - 0.2
+    # the slice axis is the last one: a shape that is convex in every axial slice scores 1 whatever its z-profile
+    steps = np.full((16, 16, 8), -1000.0, dtype=np.float32)
+    for z in range(8):
+        steps[2 : 4 + z, 2:10, z] = 40.0
+    assert body_solidity(steps) == 1.0
+    assert body_solidity(np.full((16, 16, 4), -1000.0)) == 0.0  # no body
+    with pytest.raises(ValueError, match="3D volume"):
+        body_solidity(np.zeros((8, 8)))
