@@ -594,10 +594,11 @@ def markdown(tasks: dict) -> str:
                 "-" if m.get("training_seconds") is None else f"{m['training_seconds']:.0f}",
             ]
             out.append("| " + " | ".join(cells) + " |")
-        real_q = next(iter(task["rows"].values()))["intensity"]["quantiles_real"]
-        real_air = next(iter(task["rows"].values()))["intensity"].get("outside_body_air", {}).get("real")
+        first = next(iter(task["rows"].values()))["intensity"]  # the held-out figures are the same in every row
+        real_q = first["quantiles_real"]
+        real_air = first.get("outside_body_air", {}).get("real")
+        real_solid = first.get("body_solidity", {}).get("real")
         line = f"Held-out real: p50 / p99.9 {real_q['p50']} / {real_q['p99.9']}"
-        real_solid = next(iter(task["rows"].values()))["intensity"].get("body_solidity", {}).get("real")
         if real_air is not None:
             line += f", outside air {100 * real_air:.1f} %"
         if task.get("real_air_at_base_resolution") is not None:

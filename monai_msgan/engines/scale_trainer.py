@@ -237,8 +237,8 @@ class ScaleGanTrainer(Trainer):
         self.coverage_anchors = int(coverage_anchors)
         self.anchor_key = anchor_key
         self.anchor_seed = int(anchor_seed)
+        # (coverage_anchors, noise channels, *spatial): drawn when first needed
         self._anchors: torch.Tensor | None = None
-        self._anchor_size: tuple[int, ...] = ()
         self.channels_last = ensure_bool(channels_last, "channels_last")
         if self.channels_last:  # before the average copies the generator, so that the copy has the layout too
             module_to_channels_last(unwrap(generator))
@@ -315,7 +315,7 @@ class ScaleGanTrainer(Trainer):
                 f"an image index in '{self.anchor_key}' is outside 0..{self.coverage_anchors - 1} (coverage_anchors "
                 f"{self.coverage_anchors}): got {index.tolist()}."
             )
-        if self._anchors is None or self._anchor_size != tuple(real.shape[2:]):
+        if self._anchors is None or self._anchors.shape[2:] != real.shape[2:]:
             cpu = torch.device("cpu")
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(self.anchor_seed)
@@ -323,7 +323,7 @@ class ScaleGanTrainer(Trainer):
                     anchors = sample_noise(self.coverage_anchors, real.shape[2:], cpu)
                 else:
                     anchors = torch.randn((self.coverage_anchors, noise_channels, *real.shape[2:]))
-            self._anchors, self._anchor_size = anchors, tuple(real.shape[2:])
+            self._anchors = anchors
         return self._anchors[index].to(real.device).contiguous(memory_format=memory_format)
 
     def _iteration(self, engine: ScaleGanTrainer, batchdata: dict[str, Any]) -> dict[str, Any]:

@@ -91,6 +91,15 @@ def body_mask(volume_hu: torch.Tensor | np.ndarray, threshold_hu: float = -500.0
     return ndimage.binary_fill_holes(np.moveaxis(body, 0, slice_axis))
 
 
+def _volume(volume_hu: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
+    """``volume_hu`` as a float32 NumPy array without singleton axes; a ``ValueError`` naming ``name`` unless 3D."""
+    v = np.asarray(volume_hu.detach().cpu() if isinstance(volume_hu, torch.Tensor) else volume_hu, dtype=np.float32)
+    v = np.squeeze(v)
+    if v.ndim != 3:
+        raise ValueError(f"{name} needs a 3D volume, got shape {v.shape}.")
+    return v
+
+
 def body_solidity(
     volume_hu: torch.Tensor | np.ndarray,
     threshold_hu: float = -500.0,
@@ -102,15 +111,12 @@ def body_solidity(
 
     The body is :func:`body_mask`'s (holes filled, so lungs count as inside); the hull's area is the number of pixel
     centres inside the convex hull of the body's pixel centres (as image-analysis libraries count it), so a convex
-    outline scores 1. A real trunk's axial outline is nearly
-    convex (about 0.97-1.0); a generator that draws bright loops, knots or broken shapes instead of a body scores
-    far less, which intensity statistics, SWD and sample diversity do not see. Slices with fewer than ``min_area``
+    outline scores 1. A real trunk's axial outline is nearly convex (about 0.97-1.0); a generator that draws bright
+    loops, knots or broken shapes instead of a body scores far less, which intensity statistics, SWD and sample
+    diversity do not see. Slices with fewer than ``min_area``
     body pixels are skipped; a volume without such a slice scores 0.
     """
-    v = np.asarray(volume_hu.detach().cpu() if isinstance(volume_hu, torch.Tensor) else volume_hu, dtype=np.float32)
-    v = np.squeeze(v)
-    if v.ndim != 3:
-        raise ValueError(f"body_solidity needs a 3D volume, got shape {v.shape}.")
+    v = _volume(volume_hu, "body_solidity")
     body = np.moveaxis(body_mask(v, threshold_hu, slice_axis), slice_axis, 0)
     ratios = []
     for mask in body:
@@ -147,10 +153,7 @@ def outside_body_air(
         air around it at all); ``outside_air_fraction``: the fraction of those voxels within ``tolerance_hu`` of air
         (0 when there are none, which a real CT never gives).
     """
-    v = np.asarray(volume_hu.detach().cpu() if isinstance(volume_hu, torch.Tensor) else volume_hu, dtype=np.float32)
-    v = np.squeeze(v)
-    if v.ndim != 3:
-        raise ValueError(f"outside_body_air needs a 3D volume, got shape {v.shape}.")
+    v = _volume(volume_hu, "outside_body_air")
     body = body_mask(v, body_threshold_hu, slice_axis)
     outside = ~body
     n_out = int(outside.sum())
