@@ -283,6 +283,25 @@ ROWS: dict[str, dict] = {
         "layers": [],
         "set": {"base_disc_pack": 2, "coverage_anchors": True},
     },
+    "full + base D 3 layers": {
+        "about": "train.json with a third strided layer in the base discriminator: each logit sees 62 voxels, the "
+        "whole 48x48 base slab, where 2 layers see 30 (the CT tasks' base_disc_layers)",
+        "layers": [],
+        "set": {"base_disc_layers": 3},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + packed base D, base D 3 layers": {
+        "about": "train.json with the packed base discriminator (pairs) with a third strided layer (whole-slab view)",
+        "layers": [],
+        "set": {"base_disc_pack": 2, "base_disc_layers": 3},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + packed base D, base D 3 layers, no coverage term": {
+        "about": "train.json with the packed, whole-slab base discriminator and without the mode coverage term",
+        "layers": [],
+        "set": {"base_disc_pack": 2, "base_disc_layers": 3, **NO_COV},
+        "tasks": ["ct", "ct3"],
+    },
     "packed base D, base + interpolation": {
         "about": "the base of 'full + packed base D' alone, brought to full size by interpolation",
         "sample_of": "full + packed base D",
