@@ -23,7 +23,13 @@ import torch
 
 import monai_msgan
 from monai_msgan.data.io import mid_planes, montage, save_png_preview, write_json
-from monai_msgan.metrics.intensity import body_solidity, intensity_distance, intensity_quantiles, outside_body_air
+from monai_msgan.metrics.intensity import (
+    body_mask,
+    body_solidity,
+    intensity_distance,
+    intensity_quantiles,
+    outside_body_air,
+)
 from monai_msgan.metrics.seams import grid_lines, seam_score
 from monai_msgan.metrics.similarity import paired_fidelity, pairwise_diversity
 from monai_msgan.metrics.swd import SlicedWassersteinDistance
@@ -139,8 +145,11 @@ class GenerationEvaluation:
             "quantiles_real": {k: round(v, 4) for k, v in intensity_quantiles(real_u).items()},
         }
         if self.intensity_range is not None and fake.ndim == 5:
-            gen = [outside_body_air(f) for f in fake_u]
-            ref = [outside_body_air(r) for r in real_u]
+            # each volume's body once, for the air around it and its outline
+            gen_bodies = [body_mask(f.squeeze()) for f in fake_u]
+            real_bodies = [body_mask(r.squeeze()) for r in real_u]
+            gen = [outside_body_air(f, body=b) for f, b in zip(fake_u, gen_bodies)]
+            ref = [outside_body_air(r, body=b) for r, b in zip(real_u, real_bodies)]
             out["outside_body_air"] = {
                 "generated": round(sum(g["outside_air_fraction"] for g in gen) / len(gen), 4),
                 "real": round(sum(r["outside_air_fraction"] for r in ref) / len(ref), 4),
@@ -148,8 +157,8 @@ class GenerationEvaluation:
                 "outside_fraction_real": round(sum(r["outside_fraction"] for r in ref) / len(ref), 4),
             }
             out["body_solidity"] = {
-                "generated": round(sum(body_solidity(f) for f in fake_u) / len(fake_u), 4),
-                "real": round(sum(body_solidity(r) for r in real_u) / len(real_u), 4),
+                "generated": round(sum(body_solidity(f, body=b) for f, b in zip(fake_u, gen_bodies)) / len(fake_u), 4),
+                "real": round(sum(body_solidity(r, body=b) for r, b in zip(real_u, real_bodies)) / len(real_u), 4),
             }
         return out
 

@@ -100,11 +100,22 @@ def _volume(volume_hu: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
     return v
 
 
+def _body(volume: np.ndarray, body: np.ndarray | None, threshold_hu: float, slice_axis: int) -> np.ndarray:
+    """``body`` (checked against ``volume``) when given, else :func:`body_mask` of ``volume``."""
+    if body is None:
+        return body_mask(volume, threshold_hu, slice_axis)
+    body = np.squeeze(np.asarray(body, dtype=bool))
+    if body.shape != volume.shape:
+        raise ValueError(f"the body mask's shape {body.shape} is not the volume's {volume.shape}.")
+    return body
+
+
 def body_solidity(
     volume_hu: torch.Tensor | np.ndarray,
     threshold_hu: float = -500.0,
     slice_axis: int = -1,
     min_area: int = 20,
+    body: np.ndarray | None = None,
 ) -> float:
     """How convex a CT's body outline is: the median over slices along ``slice_axis`` (axial in RAS) of the body's
     area divided by the area of its convex hull, in ``[0, 1]``.
@@ -114,10 +125,11 @@ def body_solidity(
     outline scores 1. A real trunk's axial outline is nearly convex (about 0.97-1.0); a generator that draws bright
     loops, knots or broken shapes instead of a body scores far less, which intensity statistics, SWD and sample
     diversity do not see. Slices with fewer than ``min_area``
-    body pixels are skipped; a volume without such a slice scores 0.
+    body pixels are skipped; a volume without such a slice scores 0. ``body``: this volume's :func:`body_mask`
+    when already computed (``threshold_hu`` is then not used).
     """
     v = _volume(volume_hu, "body_solidity")
-    body = np.moveaxis(body_mask(v, threshold_hu, slice_axis), slice_axis, 0)
+    body = np.moveaxis(_body(v, body, threshold_hu, slice_axis), slice_axis, 0)
     ratios = []
     for mask in body:
         area = int(mask.sum())
@@ -141,12 +153,14 @@ def outside_body_air(
     tolerance_hu: float = 50.0,
     body_threshold_hu: float = -500.0,
     slice_axis: int = -1,
+    body: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The fraction of a CT's outside-the-body voxels that are air (within ``tolerance_hu`` of ``air_hu``).
 
     The body is the largest connected region of voxels above ``body_threshold_hu`` with its holes filled slice by
     slice along ``slice_axis`` (the axial slices in RAS) and in 3D, so the lungs and airways count as inside.
     Everything else is outside, and should be air in a CT: the scanner's field of view around the patient.
+    ``body``: this volume's :func:`body_mask` when already computed (``body_threshold_hu`` is then not used).
 
     Returns:
         ``outside_fraction``: the fraction of the volume outside the body (0 when the "body" fills the volume: no
@@ -154,8 +168,7 @@ def outside_body_air(
         (0 when there are none, which a real CT never gives).
     """
     v = _volume(volume_hu, "outside_body_air")
-    body = body_mask(v, body_threshold_hu, slice_axis)
-    outside = ~body
+    outside = ~_body(v, body, body_threshold_hu, slice_axis)
     n_out = int(outside.sum())
     air = np.abs(v[outside] - air_hu) <= tolerance_hu
     return {

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import torch
 
-from monai_msgan.metrics import body_solidity, intensity_distance, intensity_quantiles, outside_body_air
+from monai_msgan.metrics import body_mask, body_solidity, intensity_distance, intensity_quantiles, outside_body_air
 
 
 def test_intensity_distance_known_answers():
@@ -92,3 +92,16 @@ def test_body_solidity_known_answers():
     assert body_solidity(np.full((16, 16, 4), -1000.0)) == 0.0  # no body
     with pytest.raises(ValueError, match="3D volume"):
         body_solidity(np.zeros((8, 8)))
+
+
+def test_air_and_solidity_take_a_body_mask_computed_once():
+    volume = _phantom(-1024.0)
+    body = body_mask(volume)
+    assert outside_body_air(volume, body=body) == outside_body_air(volume)
+    assert body_solidity(volume, body=body) == body_solidity(volume)
+    # the mask given is the one used: half the body cut away leaves outside voxels that are not air
+    half = body.copy()
+    half[:, :24] = False
+    assert outside_body_air(volume, body=half)["outside_air_fraction"] < 1.0
+    with pytest.raises(ValueError, match="body mask's shape"):
+        body_solidity(volume, body=body[:-1])
