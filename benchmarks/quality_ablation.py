@@ -302,6 +302,55 @@ ROWS: dict[str, dict] = {
         "set": {"base_disc_pack": 2, "base_disc_layers": 3, **NO_COV},
         "tasks": ["ct", "ct3"],
     },
+    "full + packed base D, coverage pool 8": {
+        "about": "train.json with the packed base discriminator (pairs) and the coverage term comparing images pooled "
+        "by 8 instead of 4 (the outline and mass of the body, not the inner layout)",
+        "layers": [],
+        "set": {"base_disc_pack": 2, "coverage_pool": 8},
+    },
+    "full + packed base D, coverage pool 16": {
+        "about": "train.json with the packed base discriminator (pairs) and the coverage term comparing images pooled "
+        "by 16",
+        "layers": [],
+        "set": {"base_disc_pack": 2, "coverage_pool": 16},
+    },
+    "full recipe, raw generator weights": {
+        "about": "the full recipe's models with the generators' last training weights instead of their moving "
+        "average (EMA): what the averaging does to the samples, at no extra training",
+        "raw_of": "full recipe",
+    },
+    "full + base D 3 layers, raw generator weights": {
+        "about": "the 'full + base D 3 layers' models with the generators' last training weights, not the EMA",
+        "raw_of": "full + base D 3 layers",
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers, packs of 4": {
+        "about": "train.json with the whole-slab base discriminator judging packs of 4 volumes (the whole batch)",
+        "layers": [],
+        "set": {"base_disc_pack": 4, "base_disc_layers": 3},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + minibatch std": {
+        "about": "train.json with the whole-slab base discriminator and minibatch std (groups of 4) in the "
+        "discriminators",
+        "layers": [],
+        "set": {"base_disc_layers": 3, "disc_minibatch_std": 4},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + IMLE coverage": {
+        "about": "train.json with the whole-slab base discriminator and the coverage term's nearest sample chosen "
+        "among 4 candidates per real image (coverage_candidates 4)",
+        "layers": [],
+        "set": {"base_disc_layers": 3, "coverage_candidates": 4},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term": {
+        "about": "train.json with the whole-slab base discriminator and the diversity shortfall on pooled, "
+        "standardised images, weight 3",
+        "layers": [],
+        "set": {"base_disc_layers": 3, "diversity_weight": 3.0, "diversity_space": "layout"},
+        "tasks": ["ct", "ct3"],
+    },
     "packed base D, base + interpolation": {
         "about": "the base of 'full + packed base D' alone, brought to full size by interpolation",
         "sample_of": "full + packed base D",
@@ -426,7 +475,7 @@ def run_row(
     data = work / "data"
     task["prepare"](data)
     iterations = [max(2, round(i * factor)) for i in task["iterations"]]
-    source = row.get("sample_of")
+    source = row.get("sample_of") or row.get("raw_of")
     key = slug(source or row_name)
     layers = ROWS[source]["layers"] if source else row["layers"]
     overrides = {**task["overrides"], **(ROWS[source]["set"] if source else row["set"])}
@@ -454,6 +503,8 @@ def run_row(
         configs = ["train.json", "quick.json", *layers, str(layer_file)]
         seconds = run(bundle_cmd("training", bundle, configs, args), work / f"train_{key}.log")
         done.write_text(json.dumps({"seconds": round(seconds, 1), "num_iterations": iterations}))
+    if row.get("raw_of"):  # the source row's models with every scale's last raw generator weights, not the EMA's
+        ckpt = raw_generators(ckpt, work / f"models_{slug(row_name)}")
     configs = ["inference.json", "evaluate.json", "quick.json", *layers, str(layer_file)]
     evaluation = {"task_name": task_name, "bundle": bundle, "configs": configs, "data": data, "reuse": reuse}
     evaluation["num_eval_samples"] = num_eval_samples
@@ -479,6 +530,20 @@ def run_row(
     metrics["num_iterations"] = iterations
     metrics["overrides"] = overrides
     return metrics
+
+
+def raw_generators(source: Path, target: Path) -> Path:
+    """``target`` holding, for every scale of the models in ``source``, the generator weights of the last training
+    step (the ``generator`` of ``checkpoint.pt``) in place of the exported ``generator.pt`` (the EMA weights when the
+    row trained with EMA); rewritten whenever a source checkpoint is newer. Returns ``target``."""
+    from monai_msgan.utils import load_weights, save_weights
+
+    for ck in sorted(source.glob("scale_*/checkpoint.pt")):
+        out = target / ck.parent.name / "generator.pt"
+        if not out.is_file() or out.stat().st_mtime < ck.stat().st_mtime:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            save_weights(dict(load_weights(ck)["generator"]), out)
+    return target
 
 
 def evaluate(
@@ -674,7 +739,7 @@ def main() -> int:
         return 1
     rows = list(dict.fromkeys(args.rows))  # trained in the order given (e.g. the most wanted first)
     for r in rows:  # a row made from another row's model needs that row
-        need = ROWS[r].get("sample_of") or ROWS[r].get("base_of")
+        need = ROWS[r].get("sample_of") or ROWS[r].get("base_of") or ROWS[r].get("raw_of")
         if need and need not in rows:
             rows.insert(rows.index(r), need)
     t0 = time.perf_counter()

@@ -158,6 +158,8 @@ class MultiScaleTraining:
             collapsed base cannot all be (see :func:`~monai_msgan.losses.anchored_coverage`). Needs
             ``coverage_weight`` > 0 to act, the base learning whole images (no ``base_patch_size``) and
             ``coverage_candidates`` 1.
+        coverage_pool: the coverage term compares images average-pooled by this many pixels a side (4: the
+            layout; larger: only the coarse arrangement, leaving finer structure free to vary between samples).
         image_size: size of the preprocessed training images (the finest scale), to check the configuration
             against before training; None = the size of the first preprocessed image.
         channels_last: train in the channels-last memory layout (one value, or one per scale): the same
@@ -217,6 +219,7 @@ class MultiScaleTraining:
         coverage_weight: float = 0.0,
         coverage_candidates: int = 1,
         coverage_anchors: bool = False,
+        coverage_pool: int = 4,
         image_size: Sequence[int] | None = None,
         channels_last: bool | Sequence[bool] = False,
     ) -> None:
@@ -270,6 +273,7 @@ class MultiScaleTraining:
             "diversity_space": diversity_space,
             "coverage_weight": coverage_weight,
             "coverage_candidates": coverage_candidates,
+            "coverage_pool": coverage_pool,
             "ema_rampup": ema_rampup,
         }
         self.coverage_anchors = ensure_bool(coverage_anchors, "coverage_anchors")

@@ -139,6 +139,9 @@ class ScaleGanTrainer(Trainer):
             image's anchor towards it, instead of its nearest sample; the batch must hold each image's index
             (0..N-1) under ``anchor_key``. One more generator forward and backward per step. 0 = off. Excludes
             ``coverage_candidates`` > 1.
+        coverage_pool: the coverage term compares images average-pooled by this many pixels a side (the layout,
+            not the texture): larger pools hold only the coarse arrangement (a body's outline and mass) and leave
+            finer structure free to vary between samples; see :func:`~monai_msgan.losses.mode_coverage`.
         anchor_key: batch key of the training images' indices, read when ``coverage_anchors`` > 0.
         anchor_seed: seed of the anchors' noise (the same seed gives the same anchors, so a resumed run keeps them).
         ema_half_life: half-life in iterations of the generator's weight average (None = no average).
@@ -182,6 +185,7 @@ class ScaleGanTrainer(Trainer):
         channels_last: bool = False,
         coverage_candidates: int = 1,
         coverage_anchors: int = 0,
+        coverage_pool: int = 4,
         anchor_key: str = "anchor_index",
         anchor_seed: int = 0,
     ) -> None:
@@ -199,6 +203,8 @@ class ScaleGanTrainer(Trainer):
             raise ValueError(f"coverage_candidates must be a whole number of at least 1, got {coverage_candidates!r}.")
         if isinstance(coverage_anchors, bool) or not isinstance(coverage_anchors, int) or coverage_anchors < 0:
             raise ValueError(f"coverage_anchors must be a whole number of at least 0, got {coverage_anchors!r}.")
+        if isinstance(coverage_pool, bool) or not isinstance(coverage_pool, int) or coverage_pool < 1:
+            raise ValueError(f"coverage_pool must be a whole number of at least 1, got {coverage_pool!r}.")
         if coverage_anchors and coverage_candidates > 1:
             raise ValueError(
                 "coverage_anchors and coverage_candidates > 1 are two ways of choosing the coverage term's samples: "
@@ -235,6 +241,7 @@ class ScaleGanTrainer(Trainer):
         self.coverage_weight = float(coverage_weight)
         self.coverage_candidates = int(coverage_candidates)
         self.coverage_anchors = int(coverage_anchors)
+        self.coverage_pool = int(coverage_pool)
         self.anchor_key = anchor_key
         self.anchor_seed = int(anchor_seed)
         # (coverage_anchors, noise channels, *spatial): drawn when first needed
@@ -411,7 +418,7 @@ class ScaleGanTrainer(Trainer):
                     with torch.no_grad(), self._autocast():
                         noise = torch.cat([draw_noise() for _ in range(self.coverage_candidates)])
                         candidates = self.generator(coarse, condition, noise)
-                    chosen = noise[nearest_samples(candidates, real)]
+                    chosen = noise[nearest_samples(candidates, real, self.coverage_pool)]
                     with self._autocast():
                         covering = self.generator(
                             coarse, condition, to_channels_last(chosen) if self.channels_last else chosen
@@ -420,9 +427,9 @@ class ScaleGanTrainer(Trainer):
                     anchors = self._anchor_noise(batchdata, real, sample_noise, noise_channels, noise_format)
                     with self._autocast():
                         covering = self.generator(coarse, condition, anchors)
-                    loss_cov = anchored_coverage(covering, real)
+                    loss_cov = anchored_coverage(covering, real, self.coverage_pool)
                 else:
-                    loss_cov = mode_coverage(covering, real)
+                    loss_cov = mode_coverage(covering, real, self.coverage_pool)
             loss_l1 = self.l1_loss(fake.float(), real.float()) if context else torch.zeros((), device=real.device)
             loss_g = (
                 self.adversarial_weight * loss_adv

@@ -108,6 +108,6 @@ def test_coverage_ids_reach_the_training_run(bundle):
     # the coverage term's options are ids of train.json that the training run reads; the anchors are off by default
     # (docs/quality.md, run 12)
     train = json.loads((REPO_ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
-    for key in ("coverage_weight", "coverage_candidates", "coverage_anchors"):
+    for key in ("coverage_weight", "coverage_candidates", "coverage_anchors", "coverage_pool"):
         assert train["training_run"][key] == f"@{key}", key
-    assert train["coverage_anchors"] is False and train["coverage_candidates"] == 1
+    assert train["coverage_anchors"] is False and train["coverage_candidates"] == 1 and train["coverage_pool"] == 4

@@ -21,6 +21,7 @@ from ignite.engine import Events
 from monai.transforms import Identity
 
 from monai_msgan.engines import MultiScaleTraining
+from monai_msgan.losses import mode_coverage
 from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchDiscriminator, PatchGenerator
 from monai_msgan.utils import ConfigurationError, checkpoint_path, generator_path, load_weights
 
@@ -150,6 +151,26 @@ def test_coverage_candidates_regenerate_each_real_images_nearest_candidate(tmp_p
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="coverage_candidates must be a whole number"):
             _training(tmp_path / "bad", coverage_candidates=bad).build_trainer(0)
+
+
+def test_coverage_pool_sets_how_coarsely_the_coverage_term_compares_samples_with_real_images(tmp_path):
+    bands = [torch.full((1, 64, 64), -0.9) for _ in range(3)]
+    for i, b in enumerate(bands):
+        b[:, 20 * i : 20 * i + 16] = 0.9
+    files = [{"image": b} for b in bands]
+    losses = {}
+    for pool in (4, 32):
+        _, outputs = _run(_training(tmp_path / str(pool), files=files, coverage_weight=1.0, coverage_pool=pool))
+        # the logged term is the coverage of the step's samples at that pool, recomputed here from them
+        for o in outputs:
+            assert o["loss_g_cov"] == pytest.approx(mode_coverage(o["fake"], o["real"], pool).item(), rel=1e-5)
+        losses[pool] = [o["loss_g_cov"] for o in outputs]
+    # the same first samples (same seed): the coarser comparison sees less of where each band lies (never more:
+    # 32-pixel means are means of 4-pixel means)
+    assert losses[4][0] > losses[32][0]
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="coverage_pool must be a whole number"):
+            _training(tmp_path / "bad", coverage_pool=bad).build_trainer(0)
 
 
 def test_coverage_anchors_pull_the_sample_of_each_real_images_own_fixed_noise(tmp_path):
