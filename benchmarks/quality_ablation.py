@@ -28,6 +28,8 @@ MS-SSIM from 161 px). Rows:
   (the class default since run 5); ``full + CT windows`` (CT only): air,
   lung, soft-tissue and bone windows as extra discriminator inputs;
 - ``full + truncation``: the full model sampled with a narrowed latent (``truncation`` < 1, sampling only);
+- ``..., raw generator weights``: another row's models with the generators' last training weights (from
+  ``checkpoint.pt``) in place of the exported moving averages (EMA): what the averaging does, at no extra training;
 - ``low-res GAN + interpolation``: the full model's base alone, interpolated to full size (no patch scale): what
   the patch scales add, and for CT how much air the base already gives;
 - ``low-res GAN + learned SR``: the full recipe's base with patch networks trained by L1 alone (no adversarial
