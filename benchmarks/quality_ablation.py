@@ -286,8 +286,8 @@ ROWS: dict[str, dict] = {
         "set": {"base_disc_pack": 2, "coverage_anchors": True},
     },
     "full + base D 3 layers": {
-        "about": "train.json with a third strided layer in the base discriminator: each logit sees 62 voxels, the "
-        "whole 48x48 base slab, where 2 layers see 30 (the CT tasks' base_disc_layers)",
+        "about": "train.json with a third strided layer in the base discriminator: each logit sees 62 voxels across, "
+        "more than the 48x48 base slab, where 2 layers see 30 (the CT tasks' base_disc_layers)",
         "layers": [],
         "set": {"base_disc_layers": 3},
         "tasks": ["ct", "ct3"],

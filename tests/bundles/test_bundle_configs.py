@@ -16,6 +16,8 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
+from monai.bundle import ConfigParser
 
 from tests.conftest import REPO_ROOT
 
@@ -89,7 +91,15 @@ def test_evaluate_uses_the_training_preprocessing(bundle):
 
 @pytest.mark.parametrize("bundle", BUNDLES)
 @pytest.mark.parametrize(
-    "layer", ["sketch.json", "labels.json", "baseline_patch.json", "baseline_lowres.json", "baseline_whole.json"]
+    "layer",
+    [
+        "sketch.json",
+        "labels.json",
+        "baseline_patch.json",
+        "baseline_lowres.json",
+        "baseline_whole.json",
+        "recipe_diverse.json",
+    ],
 )
 def test_layers_only_set_ids_that_train_and_inference_use(bundle, layer):
     """Translation and baseline layers go on top of train.json and inference.json alike, so every id they set must
@@ -111,3 +121,23 @@ def test_coverage_ids_reach_the_training_run(bundle):
     for key in ("coverage_weight", "coverage_candidates", "coverage_anchors", "coverage_pool"):
         assert train["training_run"][key] == f"@{key}", key
     assert train["coverage_anchors"] is False and train["coverage_candidates"] == 1 and train["coverage_pool"] == 4
+
+
+@pytest.mark.parametrize("layers", [["train.json"], ["train.json", "quick.json"]])
+def test_ct_base_discriminator_sees_the_whole_base(layers):
+    """Every logit of the CT base discriminator depends on every voxel of the base (the view that run 13 of
+    docs/quality.md measured with configs/recipe_diverse.json), in the default and the quick configuration."""
+    configs = REPO_ROOT / "bundles" / "ct_msgan_3d" / "configs"
+    parser = ConfigParser()
+    parser.read_config([str(configs / f) for f in layers])
+    image_size = parser.get_parsed_content("image_size")
+    base = [s // 2 ** (parser.get_parsed_content("num_scales") - 1) for s in image_size]
+    disc = parser.get_parsed_content("base_discriminator")().eval()
+    x = torch.zeros(1, disc_in_channels(parser), *base, requires_grad=True)
+    logits = disc(x)
+    logits.flatten()[0].backward()  # the first (corner) logit: the one farthest from most voxels
+    assert bool((x.grad.abs().sum(1) > 0).all()), f"{layers}: a base voxel the corner logit does not see"
+
+
+def disc_in_channels(parser: ConfigParser) -> int:
+    return int(parser.get_parsed_content("image_channels")) + int(parser.get_parsed_content("condition_channels"))
