@@ -133,11 +133,8 @@ def test_ct_base_discriminator_sees_the_whole_base(layers):
     image_size = parser.get_parsed_content("image_size")
     base = [s // 2 ** (parser.get_parsed_content("num_scales") - 1) for s in image_size]
     disc = parser.get_parsed_content("base_discriminator")().eval()
-    x = torch.zeros(1, disc_in_channels(parser), *base, requires_grad=True)
+    in_channels = sum(int(parser.get_parsed_content(k)) for k in ("image_channels", "condition_channels"))
+    x = torch.zeros(1, in_channels, *base, requires_grad=True)
     logits = disc(x)
     logits.flatten()[0].backward()  # the first (corner) logit: the one farthest from most voxels
     assert bool((x.grad.abs().sum(1) > 0).all()), f"{layers}: a base voxel the corner logit does not see"
-
-
-def disc_in_channels(parser: ConfigParser) -> int:
-    return int(parser.get_parsed_content("image_channels")) + int(parser.get_parsed_content("condition_channels"))
