@@ -353,6 +353,56 @@ ROWS: dict[str, dict] = {
         "set": {"base_disc_layers": 3, "diversity_weight": 3.0, "diversity_space": "layout"},
         "tasks": ["ct", "ct3"],
     },
+    "full + base D 3 layers + layout diversity term, coverage weight 9": {
+        "about": "train.json with the whole-slab base discriminator, the layout diversity shortfall (weight 3) and the "
+        "coverage term at 3x its weight (9), to hold each sample near a real slab's layout",
+        "layers": [],
+        "set": {"base_disc_layers": 3, "diversity_weight": 3.0, "diversity_space": "layout", "coverage_weight": 9.0},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term pooled by 8": {
+        "about": "train.json with the whole-slab base discriminator and the layout diversity shortfall (weight 3) on "
+        "images pooled by 8 instead of 4: only differences of the coarse arrangement count",
+        "layers": [],
+        "set": {"base_disc_layers": 3, "diversity_weight": 3.0, "diversity_space": "layout", "diversity_pool": 8},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9": {
+        "about": "the two rows above together: the layout diversity shortfall (weight 3) on images pooled by 8 and the "
+        "coverage term at weight 9, with the whole-slab base discriminator",
+        "layers": [],
+        "set": {
+            "base_disc_layers": 3,
+            "diversity_weight": 3.0,
+            "diversity_space": "layout",
+            "diversity_pool": 8,
+            "coverage_weight": 9.0,
+        },
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term + IMLE coverage": {
+        "about": "train.json with the whole-slab base discriminator, the layout diversity shortfall (weight 3) and "
+        "the coverage term's nearest sample chosen among 4 candidates per real image",
+        "layers": [],
+        "set": {
+            "base_disc_layers": 3,
+            "diversity_weight": 3.0,
+            "diversity_space": "layout",
+            "coverage_candidates": 4,
+        },
+        "tasks": ["ct", "ct3"],
+    },
+    "base D 3 layers, base + interpolation": {
+        "about": "the base of 'full + base D 3 layers' alone, brought to full size by interpolation",
+        "sample_of": "full + base D 3 layers",
+        "sample_set": {"generated_scales": 1},
+    },
+    "layout diversity term, base + interpolation": {
+        "about": "the base of 'full + base D 3 layers + layout diversity term' alone, brought to full size by "
+        "interpolation",
+        "sample_of": "full + base D 3 layers + layout diversity term",
+        "sample_set": {"generated_scales": 1},
+    },
     "packed base D, base + interpolation": {
         "about": "the base of 'full + packed base D' alone, brought to full size by interpolation",
         "sample_of": "full + packed base D",

@@ -222,16 +222,16 @@ def test_diverse_recipe_layer_is_the_measured_row():
 
 
 def test_ct_diverse_recipe_layer_is_the_measured_row():
-    """The CT bundle's configs/recipe_diverse.json is what run 13 of the quality ablation measured as 'full + base D 3
-    layers + layout diversity term', less the task's three-layer base discriminator, which only gives the ablation's
-    48x48x16 base the whole-base view that the bundle's own base discriminators have (checked in
-    tests/bundles/test_bundle_configs.py)."""
+    """The CT bundle's configs/recipe_diverse.json is what run 14 of the quality ablation measured with three seeds as
+    'full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9', less the task's three-layer base
+    discriminator, which only gives the ablation's 48x48x16 base the whole-base view that the bundle's own base
+    discriminators have (checked in tests/bundles/test_bundle_configs.py)."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     try:
         import quality_ablation as qa
     finally:
         sys.path.remove(str(REPO_ROOT / "benchmarks"))
-    row = qa.ROWS["full + base D 3 layers + layout diversity term"]
+    row = qa.ROWS["full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9"]
     measured = {k: v for k, v in row["set"].items() if k != "base_disc_layers"}
     assert not row["layers"] and row["set"]["base_disc_layers"] == 3
     configs = REPO_ROOT / "bundles" / "ct_msgan_3d" / "configs"

@@ -160,6 +160,8 @@ class MultiScaleTraining:
             ``coverage_candidates`` 1.
         coverage_pool: the coverage term compares images average-pooled by this many pixels a side (4: the
             layout; larger: only the coarse arrangement, leaving finer structure free to vary between samples).
+        diversity_pool: the layout diversity shortfall compares images average-pooled by this many pixels a side
+            (4; larger: only differences in the coarse arrangement count towards the shortfall).
         image_size: size of the preprocessed training images (the finest scale), to check the configuration
             against before training; None = the size of the first preprocessed image.
         channels_last: train in the channels-last memory layout (one value, or one per scale): the same
@@ -220,6 +222,7 @@ class MultiScaleTraining:
         coverage_candidates: int = 1,
         coverage_anchors: bool = False,
         coverage_pool: int = 4,
+        diversity_pool: int = 4,
         image_size: Sequence[int] | None = None,
         channels_last: bool | Sequence[bool] = False,
     ) -> None:
@@ -274,6 +277,7 @@ class MultiScaleTraining:
             "coverage_weight": coverage_weight,
             "coverage_candidates": coverage_candidates,
             "coverage_pool": coverage_pool,
+            "diversity_pool": diversity_pool,
             "ema_rampup": ema_rampup,
         }
         self.coverage_anchors = ensure_bool(coverage_anchors, "coverage_anchors")

@@ -128,6 +128,9 @@ class ScaleGanTrainer(Trainer):
         diversity_space: where the diversity shortfall measures differences, ``"pixels"`` or ``"layout"`` (pooled
             and standardised images: brightness, contrast and texture do not count); see
             :func:`~monai_msgan.losses.diversity_shortfall`.
+        diversity_pool: in the ``"layout"`` space, the images are average-pooled by this many pixels a side before
+            they are compared: larger pools count only differences in the coarse arrangement (where the body lies,
+            its size and outline), so the generator cannot make up its shortfall with small-scale lumps.
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
         coverage_candidates: samples drawn per real image to find its nearest for the coverage term. 1: the
             generator step's own batch of samples (one per real image). More: IMLE's selection, that many
@@ -186,6 +189,7 @@ class ScaleGanTrainer(Trainer):
         coverage_candidates: int = 1,
         coverage_anchors: int = 0,
         coverage_pool: int = 4,
+        diversity_pool: int = 4,
         anchor_key: str = "anchor_index",
         anchor_seed: int = 0,
     ) -> None:
@@ -205,6 +209,8 @@ class ScaleGanTrainer(Trainer):
             raise ValueError(f"coverage_anchors must be a whole number of at least 0, got {coverage_anchors!r}.")
         if isinstance(coverage_pool, bool) or not isinstance(coverage_pool, int) or coverage_pool < 1:
             raise ValueError(f"coverage_pool must be a whole number of at least 1, got {coverage_pool!r}.")
+        if isinstance(diversity_pool, bool) or not isinstance(diversity_pool, int) or diversity_pool < 1:
+            raise ValueError(f"diversity_pool must be a whole number of at least 1, got {diversity_pool!r}.")
         if coverage_anchors and coverage_candidates > 1:
             raise ValueError(
                 "coverage_anchors and coverage_candidates > 1 are two ways of choosing the coverage term's samples: "
@@ -242,6 +248,7 @@ class ScaleGanTrainer(Trainer):
         self.coverage_candidates = int(coverage_candidates)
         self.coverage_anchors = int(coverage_anchors)
         self.coverage_pool = int(coverage_pool)
+        self.diversity_pool = int(diversity_pool)
         self.anchor_key = anchor_key
         self.anchor_seed = int(anchor_seed)
         # (coverage_anchors, noise channels, *spatial): drawn when first needed
@@ -411,7 +418,7 @@ class ScaleGanTrainer(Trainer):
                 if train_d:
                     loss_adv = self._adv(d_out(fake, d_frozen), True, False)
                 if unconditional and self.diversity_weight > 0:
-                    loss_div = diversity_shortfall(fake, generate(), real, self.diversity_space)
+                    loss_div = diversity_shortfall(fake, generate(), real, self.diversity_space, self.diversity_pool)
             if unconditional and self.coverage_weight > 0:
                 covering = fake
                 if self.coverage_candidates > 1:  # IMLE: regenerate each real image's nearest of many candidates

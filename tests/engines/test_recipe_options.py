@@ -21,7 +21,7 @@ from ignite.engine import Events
 from monai.transforms import Identity
 
 from monai_msgan.engines import MultiScaleTraining
-from monai_msgan.losses import mode_coverage
+from monai_msgan.losses import diversity_shortfall, mode_coverage
 from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchDiscriminator, PatchGenerator
 from monai_msgan.utils import ConfigurationError, checkpoint_path, generator_path, load_weights
 
@@ -264,6 +264,35 @@ def test_diversity_space_changes_the_term_and_is_checked(tmp_path):
     assert all(o["loss_g_div"] == 0 for o in flat)
     with pytest.raises(ValueError, match="diversity_space"):
         _training(tmp_path / "bad", diversity_weight=1.0, diversity_space="colour")
+
+
+def test_diversity_pool_sets_how_coarsely_the_layout_diversity_term_compares_samples(tmp_path):
+    bands = [torch.full((1, 64, 64), -0.9) for _ in range(3)]
+    for i, b in enumerate(bands):
+        b[:, 20 * i : 20 * i + 16] = 0.9
+    files = [{"image": b} for b in bands]
+    first = {}
+    for pool in (2, 8):
+        training = _training(
+            tmp_path / str(pool), files=files, diversity_weight=1.0, diversity_space="layout", diversity_pool=pool
+        )
+        trainer, _ = training.build_trainer(0)
+        second: list[torch.Tensor] = []  # the generator step's second sample (the last call of each iteration)
+        trainer.generator.register_forward_hook(lambda m, inputs, out, seen=second: seen.append(out.detach().clone()))
+        outputs: list[dict] = []
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e, seen=outputs: seen.append(dict(e.state.output)))
+        trainer.run()
+        # the logged term is the layout shortfall of the step's two samples at that pool, recomputed here
+        assert len(second) == 2 * len(outputs)
+        for o, other in zip(outputs, second[1::2]):
+            expected = diversity_shortfall(o["fake"], other, o["real"], "layout", pool)
+            assert o["loss_g_div"] == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
+        first[pool] = outputs[0]["loss_g_div"]
+    # the same first samples (same seed), compared at another pool: another shortfall
+    assert first[2] != pytest.approx(first[8])
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="diversity_pool must be a whole number"):
+            _training(tmp_path / "bad", diversity_pool=bad).build_trainer(0)
 
 
 def test_generator_steps_per_iteration(tmp_path):
