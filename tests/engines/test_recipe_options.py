@@ -72,6 +72,14 @@ def _run(training: MultiScaleTraining, scale: int | None = None):
     return trainer, outputs
 
 
+def _band_files() -> list[dict]:
+    """Three real images of different layouts: a bright band at a different height in each."""
+    bands = [torch.full((1, 64, 64), -0.9) for _ in range(3)]
+    for i, b in enumerate(bands):
+        b[:, 20 * i : 20 * i + 16] = 0.9
+    return [{"image": b} for b in bands]
+
+
 def test_ema_weights_differ_from_raw_weights_and_are_exported(tmp_path):
     trainer, _ = _run(_training(tmp_path, num_iterations=4, ema_half_life=10.0, ema_rampup=None))
     ckpt = load_weights(checkpoint_path(tmp_path / "ckpt", 0))
@@ -154,10 +162,7 @@ def test_coverage_candidates_regenerate_each_real_images_nearest_candidate(tmp_p
 
 
 def test_coverage_pool_sets_how_coarsely_the_coverage_term_compares_samples_with_real_images(tmp_path):
-    bands = [torch.full((1, 64, 64), -0.9) for _ in range(3)]
-    for i, b in enumerate(bands):
-        b[:, 20 * i : 20 * i + 16] = 0.9
-    files = [{"image": b} for b in bands]
+    files = _band_files()
     losses = {}
     for pool in (4, 32):
         _, outputs = _run(_training(tmp_path / str(pool), files=files, coverage_weight=1.0, coverage_pool=pool))
@@ -251,10 +256,7 @@ def test_packed_base_discriminator_judges_pairs_of_real_and_pairs_of_fake_images
 
 def test_diversity_space_changes_the_term_and_is_checked(tmp_path):
     # real images of different layouts (a bright band at different heights) and of different brightness
-    bands = [torch.full((1, 64, 64), -0.9) for _ in range(3)]
-    for i, b in enumerate(bands):
-        b[:, 20 * i : 20 * i + 16] = 0.9
-    layouts = [{"image": b} for b in bands]
+    layouts = _band_files()
     _, pixels = _run(_training(tmp_path / "pixels", files=layouts, diversity_weight=1.0))
     _, layout = _run(_training(tmp_path / "layout", files=layouts, diversity_weight=1.0, diversity_space="layout"))
     assert all(o["loss_g_div"] > 0 for o in layout)
@@ -267,10 +269,7 @@ def test_diversity_space_changes_the_term_and_is_checked(tmp_path):
 
 
 def test_diversity_pool_sets_how_coarsely_the_layout_diversity_term_compares_samples(tmp_path):
-    bands = [torch.full((1, 64, 64), -0.9) for _ in range(3)]
-    for i, b in enumerate(bands):
-        b[:, 20 * i : 20 * i + 16] = 0.9
-    files = [{"image": b} for b in bands]
+    files = _band_files()
     first = {}
     for pool in (2, 8):
         training = _training(
