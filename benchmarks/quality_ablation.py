@@ -380,6 +380,26 @@ ROWS: dict[str, dict] = {
         },
         "tasks": ["ct", "ct3"],
     },
+    "full + base D 3 layers + histogram term": {
+        "about": "the whole-slab base discriminator, every base sample pulled towards the intensity histogram of the "
+        "nearest real slab of its batch (histogram_weight 9)",
+        "layers": [],
+        "set": {"base_disc_layers": 3, "histogram_weight": 9.0},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, histogram term": {
+        "about": "the CT bundle's configs/recipe_diverse.json of 0.6.7 with the histogram term (weight 9) beside it",
+        "layers": [],
+        "set": {
+            "base_disc_layers": 3,
+            "diversity_weight": 3.0,
+            "diversity_space": "layout",
+            "diversity_pool": 8,
+            "coverage_weight": 9.0,
+            "histogram_weight": 9.0,
+        },
+        "tasks": ["ct", "ct3"],
+    },
     "full + base D 3 layers + layout diversity term + IMLE coverage": {
         "about": "train.json with the whole-slab base discriminator, the layout diversity shortfall (weight 3) and "
         "the coverage term's nearest sample chosen among 4 candidates per real image",

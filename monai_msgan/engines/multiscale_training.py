@@ -43,7 +43,17 @@ __all__ = ["MultiScaleTraining"]
 
 #: key of each training image's index in the base's batches, read by the coverage term's anchors
 ANCHOR_KEY = "anchor_index"
-LOSS_KEYS = ("loss_d", "loss_d_r1", "loss_g", "loss_g_adv", "loss_g_l1", "loss_g_div", "loss_g_cov", "augment_p")
+LOSS_KEYS = (
+    "loss_d",
+    "loss_d_r1",
+    "loss_g",
+    "loss_g_adv",
+    "loss_g_l1",
+    "loss_g_div",
+    "loss_g_cov",
+    "loss_g_hist",
+    "augment_p",
+)
 
 
 def _per_scale(value: Any, num_scales: int, name: str) -> list:
@@ -162,6 +172,9 @@ class MultiScaleTraining:
             layout; larger: only the coarse arrangement, leaving finer structure free to vary between samples).
         diversity_pool: the layout diversity shortfall compares images average-pooled by this many pixels a side
             (4; larger: only differences in the coarse arrangement count towards the shortfall).
+        histogram_weight: weight of the histogram distance of an unconditional base (0 = off): every base sample
+            is pulled towards the intensity distribution of the nearest real image of its batch
+            (:func:`~monai_msgan.losses.histogram_distance`).
         image_size: size of the preprocessed training images (the finest scale), to check the configuration
             against before training; None = the size of the first preprocessed image.
         channels_last: train in the channels-last memory layout (one value, or one per scale): the same
@@ -223,6 +236,7 @@ class MultiScaleTraining:
         coverage_anchors: bool = False,
         coverage_pool: int = 4,
         diversity_pool: int = 4,
+        histogram_weight: float = 0.0,
         image_size: Sequence[int] | None = None,
         channels_last: bool | Sequence[bool] = False,
     ) -> None:
@@ -278,6 +292,7 @@ class MultiScaleTraining:
             "coverage_candidates": coverage_candidates,
             "coverage_pool": coverage_pool,
             "diversity_pool": diversity_pool,
+            "histogram_weight": histogram_weight,
             "ema_rampup": ema_rampup,
         }
         self.coverage_anchors = ensure_bool(coverage_anchors, "coverage_anchors")

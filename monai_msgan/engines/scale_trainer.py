@@ -29,6 +29,7 @@ from monai_msgan.losses.gan_regularizers import (
     DIVERSITY_SPACES,
     anchored_coverage,
     diversity_shortfall,
+    histogram_distance,
     mode_coverage,
     nearest_samples,
     r1_penalty,
@@ -81,7 +82,9 @@ class ScaleGanTrainer(Trainer):
       (:func:`~monai_msgan.losses.mode_coverage`: how far each real image of the batch is from its nearest sample,
       among the step's samples or, with ``coverage_candidates`` > 1, among that many candidates per real image;
       with ``coverage_anchors`` N > 0, the distance of each real image to the sample made from its own fixed noise,
-      :func:`~monai_msgan.losses.anchored_coverage`).
+      :func:`~monai_msgan.losses.anchored_coverage`) + ``histogram_weight`` × the histogram distance
+      (:func:`~monai_msgan.losses.histogram_distance`: how far each sample's intensity distribution is from the
+      nearest real image's).
       The L1 term applies where there is something to be faithful to (a coarse input or a condition); an
       unconditional base learns from D alone, and only an unconditional base gets the diversity and coverage terms
       (with a coarse input or condition, the diversity comes from them). ``adversarial_weight`` 0
@@ -145,6 +148,10 @@ class ScaleGanTrainer(Trainer):
         coverage_pool: the coverage term compares images average-pooled by this many pixels a side (the layout,
             not the texture): larger pools hold only the coarse arrangement (a body's outline and mass) and leave
             finer structure free to vary between samples; see :func:`~monai_msgan.losses.mode_coverage`.
+        histogram_weight: weight of the histogram distance of an unconditional base (0 = off): each sample of the
+            generator step is pulled towards the intensity distribution of the nearest real image of the batch
+            (:func:`~monai_msgan.losses.histogram_distance`), whatever its layout, so a sample in grey haze is pulled
+            towards real air even when no real image has it for its nearest sample.
         anchor_key: batch key of the training images' indices, read when ``coverage_anchors`` > 0.
         anchor_seed: seed of the anchors' noise (the same seed gives the same anchors, so a resumed run keeps them).
         ema_half_life: half-life in iterations of the generator's weight average (None = no average).
@@ -190,6 +197,7 @@ class ScaleGanTrainer(Trainer):
         coverage_anchors: int = 0,
         coverage_pool: int = 4,
         diversity_pool: int = 4,
+        histogram_weight: float = 0.0,
         anchor_key: str = "anchor_index",
         anchor_seed: int = 0,
     ) -> None:
@@ -199,8 +207,8 @@ class ScaleGanTrainer(Trainer):
             raise ValueError(f"d_steps and g_steps must be at least 1, got {d_steps} and {g_steps}.")
         if r1_gamma < 0 or r1_interval < 1:
             raise ValueError(f"r1_gamma must be >= 0 and r1_interval >= 1, got {r1_gamma} and {r1_interval}.")
-        if min(diversity_weight, coverage_weight, adversarial_weight, l1_weight) < 0:
-            raise ValueError("the adversarial, L1, diversity and coverage weights must be non-negative.")
+        if min(diversity_weight, coverage_weight, histogram_weight, adversarial_weight, l1_weight) < 0:
+            raise ValueError("the adversarial, L1, diversity, coverage and histogram weights must be non-negative.")
         if diversity_space not in DIVERSITY_SPACES:
             raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")
         if isinstance(coverage_candidates, bool) or not isinstance(coverage_candidates, int) or coverage_candidates < 1:
@@ -249,6 +257,7 @@ class ScaleGanTrainer(Trainer):
         self.coverage_anchors = int(coverage_anchors)
         self.coverage_pool = int(coverage_pool)
         self.diversity_pool = int(diversity_pool)
+        self.histogram_weight = float(histogram_weight)
         self.anchor_key = anchor_key
         self.anchor_seed = int(anchor_seed)
         # (coverage_anchors, noise channels, *spatial): drawn when first needed
@@ -408,7 +417,7 @@ class ScaleGanTrainer(Trainer):
         # Generator step(s).
         self.discriminator.requires_grad_(False)
         unconditional = noise_channels > 0 and not context
-        loss_adv = loss_div = loss_cov = torch.zeros((), device=real.device)
+        loss_adv = loss_div = loss_cov = loss_hist = torch.zeros((), device=real.device)
         for step in range(self.g_steps):
             if step > 0:
                 with self._autocast():
@@ -437,12 +446,15 @@ class ScaleGanTrainer(Trainer):
                     loss_cov = anchored_coverage(covering, real, self.coverage_pool)
                 else:
                     loss_cov = mode_coverage(covering, real, self.coverage_pool)
+            if unconditional and self.histogram_weight > 0:
+                loss_hist = histogram_distance(fake, real)
             loss_l1 = self.l1_loss(fake.float(), real.float()) if context else torch.zeros((), device=real.device)
             loss_g = (
                 self.adversarial_weight * loss_adv
                 + self.l1_weight * loss_l1
                 + self.diversity_weight * loss_div
                 + self.coverage_weight * loss_cov
+                + self.histogram_weight * loss_hist
             )
             self._step(loss_g, self.g_optimizer, self.g_scaler, "loss_g")
             if self.generator_ema is not None:
@@ -457,6 +469,7 @@ class ScaleGanTrainer(Trainer):
             "loss_g_l1": loss_l1.item(),
             "loss_g_div": loss_div.item(),
             "loss_g_cov": loss_cov.item(),
+            "loss_g_hist": loss_hist.item(),
             "augment_p": 0.0 if self.augment is None else float(getattr(self.augment, "probability", 1.0)),
             "real": real.detach(),
             "fake": fake.detach().float(),

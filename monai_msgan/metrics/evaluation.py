@@ -58,7 +58,8 @@ class GenerationEvaluation:
     It also records intensity fidelity: the 1-Wasserstein distance between each generated image's intensity
     histogram and the held-out real images' (:func:`~monai_msgan.metrics.intensity_distance`) and intensity
     quantiles of both, in HU when ``intensity_range`` gives the HU window of the model range (CT), where it adds
-    the fraction of outside-the-body voxels that are air (:func:`~monai_msgan.metrics.outside_body_air`) and how
+    the fraction of outside-the-body voxels that are air (:func:`~monai_msgan.metrics.outside_body_air`; the mean,
+    and each sample's own under ``generated_per_sample``) and how
     convex the body's axial outline is (:func:`~monai_msgan.metrics.body_solidity`: a real trunk scores near 1,
     loops and broken shapes far less, which no other figure here sees); and the
     diversity among real images (held-out plus ``reference_files``) next to the samples' own, on the same metric.
@@ -155,6 +156,9 @@ class GenerationEvaluation:
                 "real": round(sum(r["outside_air_fraction"] for r in ref) / len(ref), 4),
                 "outside_fraction_generated": round(sum(g["outside_fraction"] for g in gen) / len(gen), 4),
                 "outside_fraction_real": round(sum(r["outside_fraction"] for r in ref) / len(ref), 4),
+                # each sample's own figure, in sampling order: a few hazy samples and a halo round every body
+                # give the same mean
+                "generated_per_sample": [round(g["outside_air_fraction"], 4) for g in gen],
             }
             out["body_solidity"] = {
                 "generated": round(sum(body_solidity(f, body=b) for f, b in zip(fake_u, gen_bodies)) / len(fake_u), 4),

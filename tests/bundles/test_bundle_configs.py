@@ -114,7 +114,7 @@ def test_layers_only_set_ids_that_train_and_inference_use(bundle, layer):
 
 
 @pytest.mark.parametrize("bundle", BUNDLES)
-def test_coverage_and_diversity_ids_reach_the_training_run(bundle):
+def test_base_term_ids_reach_the_training_run(bundle):
     # the coverage term's options are ids of train.json that the training run reads; the anchors are off by default
     # (docs/quality.md, run 12)
     train = json.loads((REPO_ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
@@ -125,6 +125,8 @@ def test_coverage_and_diversity_ids_reach_the_training_run(bundle):
     for key in ("diversity_weight", "diversity_space", "diversity_pool"):
         assert train["training_run"][key] == f"@{key}", key
     assert train["diversity_weight"] == 0 and train["diversity_pool"] == 4
+    # and the histogram term's (off by default)
+    assert train["training_run"]["histogram_weight"] == "@histogram_weight" and train["histogram_weight"] == 0
 
 
 @pytest.mark.parametrize("layers", [["train.json"], ["train.json", "quick.json"]])

@@ -21,7 +21,7 @@ from ignite.engine import Events
 from monai.transforms import Identity
 
 from monai_msgan.engines import MultiScaleTraining
-from monai_msgan.losses import diversity_shortfall, mode_coverage
+from monai_msgan.losses import diversity_shortfall, histogram_distance, mode_coverage
 from monai_msgan.networks import BaseGenerator, MultiScaleGenerator, PatchDiscriminator, PatchGenerator
 from monai_msgan.utils import ConfigurationError, checkpoint_path, generator_path, load_weights
 
@@ -292,6 +292,23 @@ def test_diversity_pool_sets_how_coarsely_the_layout_diversity_term_compares_sam
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="diversity_pool must be a whole number"):
             _training(tmp_path / "bad", diversity_pool=bad).build_trainer(0)
+
+
+def test_histogram_weight_adds_each_samples_histogram_distance_to_the_base_generator_loss(tmp_path):
+    weight = 5.0
+    _, outputs = _run(_training(tmp_path, histogram_weight=weight))
+    for o in outputs:
+        # the logged term is the distance of the step's own samples to the batch's real images, recomputed here
+        expected = histogram_distance(o["fake"], o["real"]).item()
+        assert expected > 0 and o["loss_g_hist"] == pytest.approx(expected, rel=1e-5)
+        assert o["loss_g"] == pytest.approx(o["loss_g_adv"] + weight * o["loss_g_hist"], rel=1e-5)
+    _, off = _run(_training(tmp_path / "off"))
+    assert all(o["loss_g_hist"] == 0 and o["loss_g"] == pytest.approx(o["loss_g_adv"]) for o in off)
+    # a patch scale takes its intensities from its coarse input and L1: no histogram term
+    _, patch = _run(_training(tmp_path / "patch", histogram_weight=weight, train_scale=1), scale=1)
+    assert all(o["loss_g_hist"] == 0 for o in patch)
+    with pytest.raises(ValueError, match="histogram weights must be non-negative"):
+        _training(tmp_path / "bad", histogram_weight=-1.0).build_trainer(0)
 
 
 def test_generator_steps_per_iteration(tmp_path):

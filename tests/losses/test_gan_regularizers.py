@@ -15,7 +15,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from monai_msgan.losses import anchored_coverage, diversity_shortfall, mode_coverage, nearest_samples, r1_penalty
+from monai_msgan.losses import (
+    anchored_coverage,
+    diversity_shortfall,
+    histogram_distance,
+    mode_coverage,
+    nearest_samples,
+    r1_penalty,
+)
 
 
 def test_r1_of_a_linear_discriminator_is_its_squared_weight_norm():
@@ -113,3 +120,33 @@ def test_nearest_samples_picks_each_real_images_closest_candidate():
     volumes = torch.rand(5, 1, 8, 8, 8, requires_grad=True)
     picked = nearest_samples(volumes, volumes[[3, 1]].detach())
     assert picked.tolist() == [3, 1] and not picked.requires_grad
+
+
+def test_histogram_distance_compares_intensities_wherever_they_lie():
+    real = torch.linspace(-1, 1, 2 * 64).reshape(2, 1, 8, 8)
+    # the same values in other places: no distance (the layout does not count)
+    shuffled = real.flatten(1)[:, torch.randperm(64)].reshape(2, 1, 8, 8)
+    assert histogram_distance(shuffled, real).item() == pytest.approx(0.0, abs=1e-7)
+    # one real image; a copy 0.1 brighter is 0.1 away (the 1D Wasserstein distance of a shift)
+    assert histogram_distance(real[:1] + 0.1, real[:1]).item() == pytest.approx(0.1, rel=1e-5)
+
+
+def test_histogram_distance_pulls_every_sample_towards_its_nearest_real_histogram():
+    real = torch.stack([torch.full((1, 4, 4, 4), -1.0), torch.full((1, 4, 4, 4), 1.0)])
+    # one sample near each real image: each is measured against its own nearest (0.2 and 0.5), then averaged
+    fake = torch.stack([torch.full((1, 4, 4, 4), 0.8), torch.full((1, 4, 4, 4), -0.5)]).requires_grad_(True)
+    loss = histogram_distance(fake, real)
+    assert loss.item() == pytest.approx(0.35, rel=1e-5)
+    loss.backward()
+    # every voxel of both samples moves towards its nearest real image: the first up, the second down
+    assert bool((fake.grad[0] < 0).all()) and bool((fake.grad[1] > 0).all())
+    # no gradient reaches the real images
+    assert not histogram_distance(fake.detach(), real.clone().requires_grad_(True)).requires_grad
+
+
+def test_histogram_distance_of_images_of_different_sizes_compares_ranks():
+    fake = torch.linspace(0, 1, 64).reshape(1, 1, 8, 8)
+    real = torch.linspace(0, 1, 16).reshape(1, 1, 4, 4)
+    # the same distribution sampled more finely: (nearly) no distance; shifted by 0.25: 0.25
+    assert histogram_distance(fake, real).item() == pytest.approx(0.0, abs=0.01)
+    assert histogram_distance(fake + 0.25, real).item() == pytest.approx(0.25, abs=0.01)

@@ -87,5 +87,8 @@ def test_ct_evaluation_reports_air_and_body_outline_in_hu(tmp_path):
     intensity = ev.run()["intensity"]
     assert intensity["units"] == "HU"
     assert intensity["outside_body_air"]["real"] == 1.0
+    per_sample = intensity["outside_body_air"]["generated_per_sample"]
+    assert len(per_sample) == 2 and all(0.0 <= v <= 1.0 for v in per_sample)
+    assert intensity["outside_body_air"]["generated"] == pytest.approx(sum(per_sample) / 2, abs=1e-4)
     assert intensity["body_solidity"]["real"] == 1.0  # the box is its own hull
     assert 0.0 <= intensity["body_solidity"]["generated"] <= 1.0
