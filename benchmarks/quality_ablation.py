@@ -387,6 +387,38 @@ ROWS: dict[str, dict] = {
         "set": {"base_disc_layers": 3, "histogram_weight": 9.0},
         "tasks": ["ct", "ct3"],
     },
+    "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, truncation": {
+        "about": "the CT bundle's configs/recipe_diverse.json model sampled with a narrowed latent (truncation 0.7)",
+        "sample_of": "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9",
+        "sample_set": {"truncation": 0.7},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term weight 1 pooled by 8, coverage weight 9": {
+        "about": "the CT bundle's configs/recipe_diverse.json with the diversity shortfall at weight 1 instead of 3",
+        "layers": [],
+        "set": {
+            "base_disc_layers": 3,
+            "diversity_weight": 1.0,
+            "diversity_space": "layout",
+            "diversity_pool": 8,
+            "coverage_weight": 9.0,
+        },
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + body diversity term pooled by 8, coverage weight 9": {
+        "about": "the CT bundle's configs/recipe_diverse.json of 0.6.7 with the diversity shortfall measured on soft "
+        "masks of what is brighter than the real batch's Otsu threshold (diversity_space body) instead of the "
+        "standardised layout: haze in the air no longer counts as a difference between samples",
+        "layers": [],
+        "set": {
+            "base_disc_layers": 3,
+            "diversity_weight": 3.0,
+            "diversity_space": "body",
+            "diversity_pool": 8,
+            "coverage_weight": 9.0,
+        },
+        "tasks": ["ct", "ct3"],
+    },
     "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, histogram term": {
         "about": "the CT bundle's configs/recipe_diverse.json of 0.6.7 with the histogram term (weight 9) beside it",
         "layers": [],

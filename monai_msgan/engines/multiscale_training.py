@@ -156,7 +156,7 @@ class MultiScaleTraining:
         r1_gamma: R1 gradient penalty weight (one value, or one per scale; 0 = off).
         r1_interval: iterations between (lazy) R1 penalties.
         diversity_weight: weight of the diversity shortfall of an unconditional base (0 = off).
-        diversity_space: ``"pixels"`` or ``"layout"``: where that shortfall measures differences
+        diversity_space: ``"pixels"``, ``"layout"`` or ``"body"``: where that shortfall measures differences
             (:func:`~monai_msgan.losses.diversity_shortfall`).
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
         coverage_candidates: candidate samples per real image among which the coverage term finds each real
@@ -170,8 +170,8 @@ class MultiScaleTraining:
             ``coverage_candidates`` 1.
         coverage_pool: the coverage term compares images average-pooled by this many pixels a side (4: the
             layout; larger: only the coarse arrangement, leaving finer structure free to vary between samples).
-        diversity_pool: the layout diversity shortfall compares images average-pooled by this many pixels a side
-            (4; larger: only differences in the coarse arrangement count towards the shortfall).
+        diversity_pool: the layout and body diversity shortfalls compare images average-pooled by this many pixels a
+            side (4; larger: only differences in the coarse arrangement count towards the shortfall).
         histogram_weight: weight of the histogram distance of an unconditional base (0 = off): every base sample
             is pulled towards the intensity distribution of the nearest real image of its batch
             (:func:`~monai_msgan.losses.histogram_distance`).

@@ -128,12 +128,13 @@ class ScaleGanTrainer(Trainer):
         r1_gamma: weight of the R1 gradient penalty (0 = off).
         r1_interval: iterations between R1 penalties (lazy regularisation; the penalty is scaled to match).
         diversity_weight: weight of the diversity shortfall of an unconditional base (0 = off).
-        diversity_space: where the diversity shortfall measures differences, ``"pixels"`` or ``"layout"`` (pooled
-            and standardised images: brightness, contrast and texture do not count); see
+        diversity_space: where the diversity shortfall measures differences, ``"pixels"``, ``"layout"`` (pooled
+            and standardised images: brightness, contrast and texture do not count) or ``"body"`` (pooled soft masks
+            of what is brighter than the real batch's Otsu threshold: only outlines count); see
             :func:`~monai_msgan.losses.diversity_shortfall`.
-        diversity_pool: in the ``"layout"`` space, the images are average-pooled by this many pixels a side before
-            they are compared: larger pools count only differences in the coarse arrangement (where the body lies,
-            its size and outline), so the generator cannot make up its shortfall with small-scale lumps.
+        diversity_pool: in the ``"layout"`` and ``"body"`` spaces, the images are average-pooled by this many pixels a
+            side before they are compared: larger pools count only differences in the coarse arrangement (where the
+            body lies, its size and outline), so the generator cannot make up its shortfall with small-scale lumps.
         coverage_weight: weight of the mode coverage term of an unconditional base (0 = off).
         coverage_candidates: samples drawn per real image to find its nearest for the coverage term. 1: the
             generator step's own batch of samples (one per real image). More: IMLE's selection, that many

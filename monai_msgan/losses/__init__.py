@@ -20,6 +20,7 @@ from monai_msgan.losses.gan_regularizers import (
     histogram_distance,
     mode_coverage,
     nearest_samples,
+    otsu_threshold,
     r1_penalty,
 )
 
@@ -30,5 +31,6 @@ __all__ = [
     "histogram_distance",
     "mode_coverage",
     "nearest_samples",
+    "otsu_threshold",
     "r1_penalty",
 ]

@@ -25,6 +25,7 @@ __all__ = [
     "anchored_coverage",
     "nearest_samples",
     "histogram_distance",
+    "otsu_threshold",
     "DIVERSITY_SPACES",
 ]
 
@@ -55,7 +56,7 @@ def _pair_distance(x: torch.Tensor) -> torch.Tensor:
     return (x - x.roll(1, dims=0)).abs().flatten(1).mean(1)
 
 
-DIVERSITY_SPACES = ("pixels", "layout")
+DIVERSITY_SPACES = ("pixels", "layout", "body")
 
 
 def _pooled(x: torch.Tensor, pool: int) -> torch.Tensor:
@@ -69,6 +70,36 @@ def _layout(x: torch.Tensor, pool: int) -> torch.Tensor:
     """``x`` average-pooled by ``pool`` and standardised per sample (zero mean, unit standard deviation)."""
     x = _pooled(x, pool)
     return (x - x.mean(1, keepdim=True)) / (x.std(1, keepdim=True, correction=0) + 1e-6)
+
+
+BODY_SOFTNESS = 0.25
+"""Width of the ``"body"`` space's soft threshold, as a fraction of the real batch's intensity standard deviation."""
+
+
+def otsu_threshold(x: torch.Tensor, bins: int = 64) -> torch.Tensor:
+    """Otsu's threshold of all values of ``x``: the cut of its ``bins``-bin histogram that maximises the variance
+    between the values below and above it (the middle of the best cuts when empty bins tie them; a scalar tensor,
+    no gradient)."""
+    values = x.detach().float().flatten()
+    low, high = values.min(), values.max()
+    if high <= low:
+        return low
+    counts = torch.histc(values, bins, low.item(), high.item())
+    centres = low + (torch.arange(bins, device=values.device, dtype=values.dtype) + 0.5) * (high - low) / bins
+    weight_below = counts.cumsum(0)[:-1]
+    weight_above = counts.sum() - weight_below
+    sum_below = (counts * centres).cumsum(0)[:-1]
+    mean_below = sum_below / weight_below.clamp_min(1)
+    mean_above = ((counts * centres).sum() - sum_below) / weight_above.clamp_min(1)
+    between = weight_below * weight_above * (mean_below - mean_above) ** 2
+    best = (between >= between.max() * (1 - 1e-6)).nonzero().flatten().float()
+    cut = (best.min() + best.max()) / 2  # empty bins make a plateau of equal cuts: take its middle
+    return low + (cut + 1) * (high - low) / bins
+
+
+def _body(x: torch.Tensor, threshold: torch.Tensor, width: torch.Tensor, pool: int) -> torch.Tensor:
+    """A soft mask of where ``x`` is brighter than ``threshold`` (a sigmoid ``width`` wide), average-pooled."""
+    return _pooled(torch.sigmoid((x.float() - threshold) / width), pool)
 
 
 def diversity_shortfall(
@@ -88,6 +119,11 @@ def diversity_shortfall(
     - ``"layout"``: on the images average-pooled by ``pool`` and standardised per image (zero mean, unit standard
       deviation), for generators and real images alike. Differences of brightness, contrast and fine texture no
       longer count; only where things are in the image does (anatomy, pose, field of view).
+    - ``"body"``: on soft masks of where each image is brighter than the real batch's Otsu threshold (a sigmoid a
+      quarter of the real batch's standard deviation wide), average-pooled by ``pool``. Only the outline of what is
+      dense (a CT body and its lungs' walls; a radiograph's bright structures) counts. Unlike ``"layout"``, whose
+      standardisation lets texture or haze in the background count as a difference, a sample cannot make up its
+      shortfall by greying its air: intensities far below the threshold all map to about 0.
 
     Returns:
         a scalar loss for the generator (0 with fewer than two real samples).
@@ -98,6 +134,10 @@ def diversity_shortfall(
         return fake_a.new_zeros(())
     if space == "layout":
         fake_a, fake_b, real = _layout(fake_a, pool), _layout(fake_b, pool), _layout(real, pool)
+    elif space == "body":
+        reference = real.detach().float()
+        threshold, width = otsu_threshold(reference), BODY_SOFTNESS * reference.std() + 1e-6
+        fake_a, fake_b, real = (_body(x, threshold, width, pool) for x in (fake_a, fake_b, reference))
     d_real = _pair_distance(real.float()).mean().detach()
     d_fake = (fake_a.float() - fake_b.float()).abs().flatten(1).mean(1).mean()
     return torch.relu(d_real - d_fake)

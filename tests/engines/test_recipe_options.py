@@ -268,12 +268,12 @@ def test_diversity_space_changes_the_term_and_is_checked(tmp_path):
         _training(tmp_path / "bad", diversity_weight=1.0, diversity_space="colour")
 
 
-def test_diversity_pool_sets_how_coarsely_the_layout_diversity_term_compares_samples(tmp_path):
+def test_diversity_pool_and_space_set_what_the_logged_diversity_term_compares(tmp_path):
     files = _band_files()
     first = {}
-    for pool in (2, 8):
+    for space, pool in (("layout", 2), ("layout", 8), ("body", 8)):
         training = _training(
-            tmp_path / str(pool), files=files, diversity_weight=1.0, diversity_space="layout", diversity_pool=pool
+            tmp_path / f"{space}{pool}", files=files, diversity_weight=1.0, diversity_space=space, diversity_pool=pool
         )
         trainer, _ = training.build_trainer(0)
         second: list[torch.Tensor] = []  # the generator step's second sample (the last call of each iteration)
@@ -281,14 +281,15 @@ def test_diversity_pool_sets_how_coarsely_the_layout_diversity_term_compares_sam
         outputs: list[dict] = []
         trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e, seen=outputs: seen.append(dict(e.state.output)))
         trainer.run()
-        # the logged term is the layout shortfall of the step's two samples at that pool, recomputed here
+        # the logged term is the shortfall of the step's two samples in that space at that pool, recomputed here
         assert len(second) == 2 * len(outputs)
         for o, other in zip(outputs, second[1::2]):
-            expected = diversity_shortfall(o["fake"], other, o["real"], "layout", pool)
+            expected = diversity_shortfall(o["fake"], other, o["real"], space, pool)
             assert o["loss_g_div"] == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
-        first[pool] = outputs[0]["loss_g_div"]
-    # the same first samples (same seed), compared at another pool: another shortfall
-    assert first[2] != pytest.approx(first[8])
+        first[space, pool] = outputs[0]["loss_g_div"]
+    # the same first samples (same seed), compared at another pool or in another space: another shortfall
+    assert first["layout", 2] != pytest.approx(first["layout", 8])
+    assert first["body", 8] != pytest.approx(first["layout", 8])
     for bad in (0, 2.5, True):
         with pytest.raises(ValueError, match="diversity_pool must be a whole number"):
             _training(tmp_path / "bad", diversity_pool=bad).build_trainer(0)

@@ -21,6 +21,7 @@ from monai_msgan.losses import (
     histogram_distance,
     mode_coverage,
     nearest_samples,
+    otsu_threshold,
     r1_penalty,
 )
 
@@ -69,6 +70,42 @@ def test_layout_diversity_ignores_brightness_and_texture():
     assert diversity_shortfall(volume, volume, real_volumes, "layout") > 0  # 3D: pooled the same way
     with pytest.raises(ValueError, match="space"):
         diversity_shortfall(left[None], right[None], real, "texture")
+
+
+def test_otsu_threshold_splits_two_intensity_clusters_between_them():
+    two_values = torch.tensor([-1.0] * 10 + [1.0] * 30)
+    assert otsu_threshold(two_values).item() == pytest.approx(0.0, abs=1e-6)  # the middle of the empty gap
+    generator = torch.Generator().manual_seed(0)
+    air = torch.randn(1000, generator=generator) * 0.05 - 1.0
+    tissue = torch.randn(3000, generator=generator) * 0.05 + 0.5
+    threshold = otsu_threshold(torch.cat([air, tissue])).item()
+    assert air.max().item() < threshold < tissue.min().item()
+    assert threshold == pytest.approx(-0.25, abs=0.1)
+    assert otsu_threshold(torch.full((5,), 3.0)).item() == 3.0  # one value: nothing to split
+
+
+def test_body_diversity_counts_outlines_not_haze_in_the_air():
+    """In body space a sample cannot make up its shortfall by greying part of its air; a moved body meets it."""
+    yy, xx = torch.meshgrid(torch.arange(16.0), torch.arange(16.0), indexing="ij")
+    inside = (yy >= 4) & (yy < 12)
+    left = torch.where(inside & (xx >= 2) & (xx < 7), 1.0, -1.0)[None, None]  # a body in air (-1)
+    right = torch.where(inside & (xx >= 9) & (xx < 14), 1.0, -1.0)[None, None]
+    real = torch.cat([left, right])
+    hazy = left.clone()
+    hazy[..., 8:, 8:] += 0.6  # grey haze in a quarter of the air, darker than any body
+    alike = {space: diversity_shortfall(left, left, real, space).item() for space in ("pixels", "layout", "body")}
+    hazed = {space: diversity_shortfall(left, hazy, real, space).item() for space in ("pixels", "layout", "body")}
+    assert all(value > 0 for value in alike.values())
+    assert hazed["body"] > 0.9 * alike["body"]  # the haze makes up under a tenth of the body shortfall ...
+    assert hazed["layout"] < 0.7 * alike["layout"] and hazed["pixels"] < 0.8 * alike["pixels"]  # ... unlike these
+    assert diversity_shortfall(left, right, real, "body").item() == 0.0  # a moved body: met
+    smaller = torch.where(inside & (xx >= 2) & (xx < 5), 1.0, -1.0)[None, None]  # the same body, narrower
+    assert diversity_shortfall(left, smaller, real, "body").item() < alike["body"]  # outlines count
+    fake = left.clone().requires_grad_(True)
+    diversity_shortfall(fake, smaller, real, "body").backward()
+    assert fake.grad.abs().sum() > 0 and torch.isfinite(fake.grad).all()
+    volumes = torch.rand(2, 1, 8, 8, 8)
+    assert diversity_shortfall(volumes[:1], volumes[:1], volumes, "body").item() > 0  # 3D alike
 
 
 def test_mode_coverage_measures_the_real_images_left_without_a_nearby_sample():
