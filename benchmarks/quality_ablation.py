@@ -393,6 +393,36 @@ ROWS: dict[str, dict] = {
         "sample_set": {"truncation": 0.7},
         "tasks": ["ct", "ct3"],
     },
+    "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, coarse noise": {
+        "about": "the base of the CT bundle's configs/recipe_diverse.json row; its patch scale trained on coarse "
+        "inputs degraded by smooth random deviations of up to 0.05 (about 100 HU) standard deviation (coarse_noise "
+        "0.05), so that it corrects the generated base's haze instead of copying it",
+        "layers": [],
+        "set": {
+            "base_disc_layers": 3,
+            "diversity_weight": 3.0,
+            "diversity_space": "layout",
+            "diversity_pool": 8,
+            "coverage_weight": 9.0,
+            "coarse_noise": 0.05,
+        },
+        "base_of": "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9",
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, coarse noise 0.15": {
+        "about": "as the coarse noise row, with deviations of up to 0.15 (about 300 HU) standard deviation",
+        "layers": [],
+        "set": {
+            "base_disc_layers": 3,
+            "diversity_weight": 3.0,
+            "diversity_space": "layout",
+            "diversity_pool": 8,
+            "coverage_weight": 9.0,
+            "coarse_noise": 0.15,
+        },
+        "base_of": "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9",
+        "tasks": ["ct", "ct3"],
+    },
     "full + base D 3 layers + layout diversity term weight 1 pooled by 8, coverage weight 9": {
         "about": "the CT bundle's configs/recipe_diverse.json with the diversity shortfall at weight 1 instead of 3",
         "layers": [],

@@ -11,6 +11,7 @@
 # limitations under the License.
 from __future__ import annotations
 
+from monai_msgan.engines.coarse_degradation import degrade_coarse
 from monai_msgan.engines.distributed import (
     DISTRIBUTED_MODES,
     DistributedMultiScaleTraining,
@@ -32,6 +33,7 @@ __all__ = [
     "RankSyncedAugment",
     "ScaleGanTrainer",
     "assign_scales",
+    "degrade_coarse",
     "distributed_seed",
     "resolve_amp_dtype",
 ]

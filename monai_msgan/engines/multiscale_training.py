@@ -175,6 +175,9 @@ class MultiScaleTraining:
         histogram_weight: weight of the histogram distance of an unconditional base (0 = off): every base sample
             is pulled towards the intensity distribution of the nearest real image of its batch
             (:func:`~monai_msgan.losses.histogram_distance`).
+        coarse_noise: conditioning augmentation of the patch scales: the largest standard deviation (model units)
+            of the smooth random deviations added to the coarse input their generators see in training, so that they
+            learn to correct a generated coarser scale's errors (:func:`~monai_msgan.engines.degrade_coarse`; 0 = off).
         image_size: size of the preprocessed training images (the finest scale), to check the configuration
             against before training; None = the size of the first preprocessed image.
         channels_last: train in the channels-last memory layout (one value, or one per scale): the same
@@ -237,6 +240,7 @@ class MultiScaleTraining:
         coverage_pool: int = 4,
         diversity_pool: int = 4,
         histogram_weight: float = 0.0,
+        coarse_noise: float = 0.0,
         image_size: Sequence[int] | None = None,
         channels_last: bool | Sequence[bool] = False,
     ) -> None:
@@ -293,6 +297,7 @@ class MultiScaleTraining:
             "coverage_pool": coverage_pool,
             "diversity_pool": diversity_pool,
             "histogram_weight": histogram_weight,
+            "coarse_noise": coarse_noise,
             "ema_rampup": ema_rampup,
         }
         self.coverage_anchors = ensure_bool(coverage_anchors, "coverage_anchors")

@@ -24,6 +24,7 @@ from monai.losses import PatchAdversarialLoss
 from torch import nn
 from torch.optim import Optimizer
 
+from monai_msgan.engines.coarse_degradation import degrade_coarse
 from monai_msgan.engines.ema import GeneratorEMA
 from monai_msgan.losses.gan_regularizers import (
     DIVERSITY_SPACES,
@@ -85,6 +86,9 @@ class ScaleGanTrainer(Trainer):
       :func:`~monai_msgan.losses.anchored_coverage`) + ``histogram_weight`` × the histogram distance
       (:func:`~monai_msgan.losses.histogram_distance`: how far each sample's intensity distribution is from the
       nearest real image's).
+      With ``coarse_noise`` > 0 the generator (not the discriminator, and not the L1 target) sees the coarse input
+      degraded by smooth random deviations (:func:`~monai_msgan.engines.degrade_coarse`), so a
+      patch scale learns to correct the errors of a generated coarser scale rather than copy them.
       The L1 term applies where there is something to be faithful to (a coarse input or a condition); an
       unconditional base learns from D alone, and only an unconditional base gets the diversity and coverage terms
       (with a coarse input or condition, the diversity comes from them). ``adversarial_weight`` 0
@@ -153,6 +157,8 @@ class ScaleGanTrainer(Trainer):
             generator step is pulled towards the intensity distribution of the nearest real image of the batch
             (:func:`~monai_msgan.losses.histogram_distance`), whatever its layout, so a sample in grey haze is pulled
             towards real air even when no real image has it for its nearest sample.
+        coarse_noise: the largest standard deviation (model units) of the smooth deviations added to the coarse
+            input the generator sees during training (0 = off; patch scales only: the base has no coarse input).
         anchor_key: batch key of the training images' indices, read when ``coverage_anchors`` > 0.
         anchor_seed: seed of the anchors' noise (the same seed gives the same anchors, so a resumed run keeps them).
         ema_half_life: half-life in iterations of the generator's weight average (None = no average).
@@ -199,6 +205,7 @@ class ScaleGanTrainer(Trainer):
         coverage_pool: int = 4,
         diversity_pool: int = 4,
         histogram_weight: float = 0.0,
+        coarse_noise: float = 0.0,
         anchor_key: str = "anchor_index",
         anchor_seed: int = 0,
     ) -> None:
@@ -212,6 +219,8 @@ class ScaleGanTrainer(Trainer):
             raise ValueError("the adversarial, L1, diversity, coverage and histogram weights must be non-negative.")
         if diversity_space not in DIVERSITY_SPACES:
             raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")
+        if isinstance(coarse_noise, bool) or not isinstance(coarse_noise, (int, float)) or not coarse_noise >= 0:
+            raise ValueError(f"coarse_noise must be a non-negative number, got {coarse_noise!r}.")
         if isinstance(coverage_candidates, bool) or not isinstance(coverage_candidates, int) or coverage_candidates < 1:
             raise ValueError(f"coverage_candidates must be a whole number of at least 1, got {coverage_candidates!r}.")
         if isinstance(coverage_anchors, bool) or not isinstance(coverage_anchors, int) or coverage_anchors < 0:
@@ -259,6 +268,7 @@ class ScaleGanTrainer(Trainer):
         self.coverage_pool = int(coverage_pool)
         self.diversity_pool = int(diversity_pool)
         self.histogram_weight = float(histogram_weight)
+        self.coarse_noise = float(coarse_noise)
         self.anchor_key = anchor_key
         self.anchor_seed = int(anchor_seed)
         # (coverage_anchors, noise channels, *spatial): drawn when first needed
@@ -383,8 +393,11 @@ class ScaleGanTrainer(Trainer):
             noise = torch.randn((real.shape[0], noise_channels, *real.shape[2:]), device=real.device)
             return to_channels_last(noise) if self.channels_last else noise
 
+        # conditioning augmentation: the generator's coarse input, degraded once per iteration (D's stays clean)
+        coarse_g = coarse if coarse is None else degrade_coarse(coarse, self.coarse_noise)
+
         def generate() -> torch.Tensor:
-            return self.generator(coarse, condition, draw_noise())
+            return self.generator(coarse_g, condition, draw_noise())
 
         self.generator.train()
         self.discriminator.train()

@@ -328,3 +328,37 @@ def test_l1_only_patch_scale_leaves_the_discriminator_untouched(tmp_path):
     assert all(torch.equal(before[k], v) for k, v in trainer.discriminator.state_dict().items())
     assert all(o["loss_d"] == 0 and o["loss_g_adv"] == 0 and o["loss_g_l1"] > 0 for o in outputs)
     assert trainer.augment is None
+
+
+def test_coarse_noise_degrades_only_the_coarse_input_the_patch_generator_sees(tmp_path):
+    for strength in (0.0, 0.3):
+        training = _training(tmp_path / str(strength), files=_band_files(), train_scale=1, coarse_noise=strength)
+        trainer, _ = training.build_trainer(1)
+        g_seen: list[torch.Tensor] = []
+        d_seen: list[torch.Tensor] = []
+        trainer.generator.register_forward_pre_hook(lambda m, inputs, s=g_seen: s.append(inputs[0].detach().clone()))
+        trainer.discriminator.register_forward_pre_hook(
+            lambda m, inputs, s=d_seen: s.append(inputs[0].detach().clone())
+        )
+        outputs: list[dict] = []
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e, s=outputs: s.append(dict(e.state.output)))
+        trainer.run()
+        # one generator call and three discriminator calls (real, fake, generator step) per iteration
+        assert len(g_seen) == len(outputs) and len(d_seen) == 3 * len(outputs)
+        for i, o in enumerate(outputs):
+            clean = o["coarse"]
+            for d_input in d_seen[3 * i : 3 * i + 3]:  # the discriminator judges against the clean coarse input
+                assert torch.equal(d_input[:, 1:], clean)
+            deviation = g_seen[i] - clean
+            if strength == 0:
+                assert torch.equal(g_seen[i], clean)
+                continue
+            assert deviation.abs().mean() > 0.01
+            per_sample = deviation.flatten(1).std(dim=1)
+            assert (per_sample <= 3 * strength).all()
+            # smooth: neighbouring pixels deviate alike, far less than the deviation itself varies
+            steps = (deviation[..., 1:, :] - deviation[..., :-1, :]).abs().mean()
+            assert steps < 0.5 * deviation.abs().mean()  # white noise: about 1.4 times
+    for bad in (-0.1, "0.1", True):
+        with pytest.raises(ValueError, match="coarse_noise must be a non-negative number"):
+            _training(tmp_path / "bad", train_scale=1, coarse_noise=bad).build_trainer(1)
