@@ -145,6 +145,14 @@ NO_COV = {"coverage_weight": 0.0}
 BN_D = {"disc_norm": "batch", "disc_minibatch_std": 0}
 # the X-ray discriminator until the batch-norm one became the default (2026-12-01): no batch norm, minibatch std 4
 MBSTD_D = {"disc_norm": None, "disc_minibatch_std": 4}
+# the CT bundle's configs/recipe_diverse.json (run 14) with the whole-slab base discriminator: the rows that vary it
+CT_DIVERSE_LAYER = {
+    "base_disc_layers": 3,
+    "diversity_weight": 3.0,
+    "diversity_space": "layout",
+    "diversity_pool": 8,
+    "coverage_weight": 9.0,
+}
 # reader's windows in HU: air, lung, soft tissue (mediastinum), bone
 CT_WINDOWS_HU = [[-1024, -874], [-1000, -200], [-160, 240], [200, 1500]]
 # name: (description, extra config layers, overrides, how it is made)
@@ -371,13 +379,7 @@ ROWS: dict[str, dict] = {
         "about": "the two rows above together: the layout diversity shortfall (weight 3) on images pooled by 8 and the "
         "coverage term at weight 9, with the whole-slab base discriminator",
         "layers": [],
-        "set": {
-            "base_disc_layers": 3,
-            "diversity_weight": 3.0,
-            "diversity_space": "layout",
-            "diversity_pool": 8,
-            "coverage_weight": 9.0,
-        },
+        "set": CT_DIVERSE_LAYER,
         "tasks": ["ct", "ct3"],
     },
     "full + base D 3 layers + histogram term": {
@@ -398,41 +400,21 @@ ROWS: dict[str, dict] = {
         "inputs degraded by smooth random deviations of up to 0.05 (about 100 HU) standard deviation (coarse_noise "
         "0.05), so that it corrects the generated base's haze instead of copying it",
         "layers": [],
-        "set": {
-            "base_disc_layers": 3,
-            "diversity_weight": 3.0,
-            "diversity_space": "layout",
-            "diversity_pool": 8,
-            "coverage_weight": 9.0,
-            "coarse_noise": 0.05,
-        },
+        "set": {**CT_DIVERSE_LAYER, "coarse_noise": 0.05},
         "base_of": "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9",
         "tasks": ["ct", "ct3"],
     },
     "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, coarse noise 0.15": {
         "about": "as the coarse noise row, with deviations of up to 0.15 (about 300 HU) standard deviation",
         "layers": [],
-        "set": {
-            "base_disc_layers": 3,
-            "diversity_weight": 3.0,
-            "diversity_space": "layout",
-            "diversity_pool": 8,
-            "coverage_weight": 9.0,
-            "coarse_noise": 0.15,
-        },
+        "set": {**CT_DIVERSE_LAYER, "coarse_noise": 0.15},
         "base_of": "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9",
         "tasks": ["ct", "ct3"],
     },
     "full + base D 3 layers + layout diversity term weight 1 pooled by 8, coverage weight 9": {
         "about": "the CT bundle's configs/recipe_diverse.json with the diversity shortfall at weight 1 instead of 3",
         "layers": [],
-        "set": {
-            "base_disc_layers": 3,
-            "diversity_weight": 1.0,
-            "diversity_space": "layout",
-            "diversity_pool": 8,
-            "coverage_weight": 9.0,
-        },
+        "set": {**CT_DIVERSE_LAYER, "diversity_weight": 1.0},
         "tasks": ["ct", "ct3"],
     },
     "full + base D 3 layers + body diversity term pooled by 8, coverage weight 9": {
@@ -440,26 +422,13 @@ ROWS: dict[str, dict] = {
         "masks of what is brighter than the real batch's Otsu threshold (diversity_space body) instead of the "
         "standardised layout: haze in the air no longer counts as a difference between samples",
         "layers": [],
-        "set": {
-            "base_disc_layers": 3,
-            "diversity_weight": 3.0,
-            "diversity_space": "body",
-            "diversity_pool": 8,
-            "coverage_weight": 9.0,
-        },
+        "set": {**CT_DIVERSE_LAYER, "diversity_space": "body"},
         "tasks": ["ct", "ct3"],
     },
     "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, histogram term": {
         "about": "the CT bundle's configs/recipe_diverse.json of 0.6.7 with the histogram term (weight 9) beside it",
         "layers": [],
-        "set": {
-            "base_disc_layers": 3,
-            "diversity_weight": 3.0,
-            "diversity_space": "layout",
-            "diversity_pool": 8,
-            "coverage_weight": 9.0,
-            "histogram_weight": 9.0,
-        },
+        "set": {**CT_DIVERSE_LAYER, "histogram_weight": 9.0},
         "tasks": ["ct", "ct3"],
     },
     "full + base D 3 layers + layout diversity term + IMLE coverage": {

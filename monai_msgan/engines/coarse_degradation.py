@@ -23,6 +23,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from monai_msgan.utils.memory_format import channels_last_format, to_channels_last
+
 __all__ = ["degrade_coarse"]
 
 
@@ -54,8 +56,6 @@ def degrade_coarse(coarse: torch.Tensor, strength: float, cell: int = 4) -> torc
     mode = "bilinear" if len(spatial) == 2 else "trilinear"
     noise = F.interpolate(noise, size=tuple(spatial), mode=mode, align_corners=False)
     sigma = torch.rand((coarse.shape[0],) + (1,) * (coarse.ndim - 1), device=coarse.device) * strength
-    degraded = coarse.float() + sigma * noise
-    fmt = torch.channels_last_3d if coarse.ndim == 5 else torch.channels_last
-    if coarse.is_contiguous(memory_format=fmt) and not coarse.is_contiguous():
-        degraded = degraded.contiguous(memory_format=fmt)
-    return degraded.to(coarse.dtype)
+    degraded = (coarse.float() + sigma * noise).to(coarse.dtype)
+    channels_last = coarse.is_contiguous(memory_format=channels_last_format(coarse.ndim)) and not coarse.is_contiguous()
+    return to_channels_last(degraded) if channels_last else degraded
