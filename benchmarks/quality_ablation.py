@@ -152,6 +152,7 @@ CT_DIVERSE_LAYER = {
     "diversity_space": "layout",
     "diversity_pool": 8,
     "coverage_weight": 9.0,
+    "augment": ["translation", "cutout", "intensity"],  # the layer keeps it; train.json drops it since CT 0.7.0
 }
 # reader's windows in HU: air, lung, soft tissue (mediastinum), bone
 CT_WINDOWS_HU = [[-1024, -874], [-1000, -200], [-160, 240], [200, 1500]]
@@ -211,6 +212,13 @@ ROWS: dict[str, dict] = {
     },
     "+ alternating G/D": {"about": "2 G steps per D step (megapixel DCGAN)", "layers": V0, "set": {"g_steps": 2}},
     "full recipe": {"about": "train.json as shipped", "layers": [], "set": {}},
+    "full, no intensity augmentation": {
+        "about": "train.json with the discriminators' augmentation limited to translation and cutout (no brightness or "
+        "contrast changes; the CT bundle's default since 0.7.0, run 17)",
+        "layers": [],
+        "set": {"augment": ["translation", "cutout"]},
+        "tasks": ["xray"],
+    },
     "full + truncation": {
         "about": "the full model, latent narrowed at sampling",
         "sample_of": "full recipe",
@@ -380,6 +388,22 @@ ROWS: dict[str, dict] = {
         "coverage term at weight 9, with the whole-slab base discriminator",
         "layers": [],
         "set": CT_DIVERSE_LAYER,
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, no intensity augmentation": {
+        "about": "the CT bundle's configs/recipe_diverse.json with the discriminators' augmentation limited to "
+        "translation and cutout: no brightness or contrast changes, which at the adaptive p of about 0.4 show the "
+        "discriminator real slabs with grey air",
+        "layers": [],
+        "set": {**CT_DIVERSE_LAYER, "augment": ["translation", "cutout"]},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers, no intensity augmentation": {
+        "about": "train.json with the whole-slab base discriminator (as the bundle's own) and the discriminators' "
+        "augmentation limited to translation and cutout (the CT bundle's train.json since 0.7.0, run 17; on CT the "
+        "same as 'full + base D 3 layers' since then)",
+        "layers": [],
+        "set": {"base_disc_layers": 3, "augment": ["translation", "cutout"]},
         "tasks": ["ct", "ct3"],
     },
     "full + base D 3 layers + histogram term": {

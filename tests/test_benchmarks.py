@@ -221,11 +221,26 @@ def test_diverse_recipe_layer_is_the_measured_row():
     assert json.loads((configs / "recipe_diverse.json").read_text()) == measured
 
 
+def test_ct_default_augmentation_is_the_measured_row():
+    """The CT bundle's train.json trains its discriminators with the augmentation that run 17 of the quality ablation
+    measured with three seeds as 'full + base D 3 layers, no intensity augmentation'."""
+    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
+    try:
+        import quality_ablation as qa
+    finally:
+        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    row = qa.ROWS["full + base D 3 layers, no intensity augmentation"]
+    train = json.loads((REPO_ROOT / "bundles" / "ct_msgan_3d" / "configs" / "train.json").read_text())
+    assert not row["layers"] and set(row["set"]) == {"base_disc_layers", "augment"}
+    assert train["augment"] == row["set"]["augment"]
+
+
 def test_ct_diverse_recipe_layer_is_the_measured_row():
     """The CT bundle's configs/recipe_diverse.json is what run 14 of the quality ablation measured with three seeds as
     'full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9', less the task's three-layer base
     discriminator, which only gives the ablation's 48x48x16 base the whole-base view that the bundle's own base
-    discriminators have (checked in tests/bundles/test_bundle_configs.py)."""
+    discriminators have (checked in tests/bundles/test_bundle_configs.py). The layer sets the discriminators'
+    augmentation itself (with the intensity operation, train.json's when run 14 measured it; CT 0.7.0 dropped it)."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
     try:
         import quality_ablation as qa

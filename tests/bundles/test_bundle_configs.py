@@ -144,3 +144,22 @@ def test_ct_base_discriminator_sees_the_whole_base(layers):
     logits = disc(x)
     logits.flatten()[0].backward()  # the first (corner) logit: the one farthest from most voxels
     assert bool((x.grad.abs().sum(1) > 0).all()), f"{layers}: a base voxel the corner logit does not see"
+
+
+def test_ct_discriminators_augment_without_intensity_and_the_diverse_layer_keeps_it():
+    """CT bundle 0.7.0: the discriminators' augmentation is translation and cutout (run 17 of docs/quality.md: the
+    intensity operation let grey air pass as real), while configs/recipe_diverse.json sets all three operations, as
+    measured; the X-ray bundle keeps all three. Checked on the parsed training run, not only on the raw ids."""
+
+    def augment_ops(bundle: str, layers: list[str]) -> list[str]:
+        configs = REPO_ROOT / "bundles" / bundle / "configs"
+        parser = ConfigParser()
+        parser.read_config([str(configs / f) for f in layers])
+        assert parser.get("training_run")["augment"] == "@augment"
+        return list(parser.get_parsed_content("augment"))
+
+    assert augment_ops("ct_msgan_3d", ["train.json"]) == ["translation", "cutout"]
+    assert augment_ops("ct_msgan_3d", ["train.json", "quick.json"]) == ["translation", "cutout"]
+    full = ["translation", "cutout", "intensity"]
+    assert augment_ops("ct_msgan_3d", ["train.json", "recipe_diverse.json"]) == full
+    assert augment_ops("xray_msgan_2d", ["train.json"]) == full
