@@ -25,6 +25,16 @@ from tests.conftest import REPO_ROOT
 BENCH = REPO_ROOT / "benchmarks"
 
 
+def _quality_ablation():
+    """benchmarks/quality_ablation.py as a module (its rows and tasks), without leaving benchmarks/ on sys.path."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        import quality_ablation
+    finally:
+        sys.path.remove(str(BENCH))
+    return quality_ablation
+
+
 def _run(script: str, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
@@ -179,11 +189,7 @@ def test_real_diversity_splits_the_real_figure_by_group(demo_dataset, tmp_path):
 def test_quality_ablation_rows_override_real_config_ids():
     """Every option a quality-ablation row sets is an id of the bundle's train.json (a typo would silently do
     nothing), and every row that reuses another row's model names an existing row."""
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        import quality_ablation as qa
-    finally:
-        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    qa = _quality_ablation()
     assert qa.ROWS["full + CT windows"]["tasks"] == ["ct", "ct3"]  # the X-ray bundle has no HU windows
     assert qa.TASKS["ct3"]["overrides"] == qa.TASKS["ct"]["overrides"]  # the ct task with more patients, same sizes
     for task_name, task in qa.TASKS.items():
@@ -207,11 +213,7 @@ def test_quality_ablation_rows_override_real_config_ids():
 
 def test_diverse_recipe_layer_is_the_measured_row():
     """configs/recipe_diverse.json is what the quality ablation measured as '+ augmentation + diversity term'."""
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        import quality_ablation as qa
-    finally:
-        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    qa = _quality_ablation()
     configs = REPO_ROOT / "bundles" / "xray_msgan_2d" / "configs"
     row = qa.ROWS["+ augmentation + diversity term"]
     measured = {}
@@ -224,11 +226,7 @@ def test_diverse_recipe_layer_is_the_measured_row():
 def test_ct_default_augmentation_is_the_measured_row():
     """The CT bundle's train.json trains its discriminators with the augmentation that run 17 of the quality ablation
     measured with three seeds as 'full + base D 3 layers, no intensity augmentation'."""
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        import quality_ablation as qa
-    finally:
-        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    qa = _quality_ablation()
     row = qa.ROWS["full + base D 3 layers, no intensity augmentation"]
     train = json.loads((REPO_ROOT / "bundles" / "ct_msgan_3d" / "configs" / "train.json").read_text())
     assert not row["layers"] and set(row["set"]) == {"base_disc_layers", "augment"}
@@ -241,11 +239,7 @@ def test_ct_diverse_recipe_layer_is_the_measured_row():
     discriminator, which only gives the ablation's 48x48x16 base the whole-base view that the bundle's own base
     discriminators have (checked in tests/bundles/test_bundle_configs.py). The layer sets the discriminators'
     augmentation itself (with the intensity operation, train.json's when run 14 measured it; CT 0.7.0 dropped it)."""
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    try:
-        import quality_ablation as qa
-    finally:
-        sys.path.remove(str(REPO_ROOT / "benchmarks"))
+    qa = _quality_ablation()
     row = qa.ROWS["full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9"]
     measured = {k: v for k, v in row["set"].items() if k != "base_disc_layers"}
     assert not row["layers"] and row["set"]["base_disc_layers"] == 3
