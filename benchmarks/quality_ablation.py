@@ -398,12 +398,39 @@ ROWS: dict[str, dict] = {
         "set": {**CT_DIVERSE_LAYER, "augment": ["translation", "cutout"]},
         "tasks": ["ct", "ct3"],
     },
+    "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, light intensity augmentation": {
+        "about": "the CT bundle's configs/recipe_diverse.json with the intensity augmentation a tenth as strong: "
+        "brightness within +-0.025 model units (about 50 HU, the air metric's margin) instead of +-0.25, contrast "
+        "within 0.95-1.05 instead of 0.5-1.5",
+        "layers": [],
+        "set": {**CT_DIVERSE_LAYER, "augment_brightness": 0.025, "augment_contrast": 0.05},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9, half intensity augmentation": {
+        "about": "the CT bundle's configs/recipe_diverse.json with the intensity augmentation half as strong: "
+        "brightness within +-0.125 model units (about 255 HU), contrast within 0.75-1.25",
+        "layers": [],
+        "set": {**CT_DIVERSE_LAYER, "augment_brightness": 0.125, "augment_contrast": 0.25},
+        "tasks": ["ct", "ct3"],
+    },
     "full + base D 3 layers, no intensity augmentation": {
         "about": "train.json with the whole-slab base discriminator (as the bundle's own) and the discriminators' "
         "augmentation limited to translation and cutout (the CT bundle's train.json since 0.7.0, run 17; on CT the "
         "same as 'full + base D 3 layers' since then)",
         "layers": [],
         "set": {"base_disc_layers": 3, "augment": ["translation", "cutout"]},
+        "tasks": ["ct", "ct3"],
+    },
+    "full + base D 3 layers, light intensity augmentation": {
+        "about": "train.json (CT 0.7.0: translation and cutout) with the intensity augmentation back at a tenth of "
+        "its strength: brightness within +-0.025 model units (about 50 HU), contrast within 0.95-1.05",
+        "layers": [],
+        "set": {
+            "base_disc_layers": 3,
+            "augment": ["translation", "cutout", "intensity"],
+            "augment_brightness": 0.025,
+            "augment_contrast": 0.05,
+        },
         "tasks": ["ct", "ct3"],
     },
     "full + base D 3 layers + histogram term": {

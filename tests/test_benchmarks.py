@@ -247,6 +247,24 @@ def test_ct_diverse_recipe_layer_is_the_measured_row():
     assert json.loads((configs / "recipe_diverse.json").read_text()) == measured
 
 
+def test_intensity_strength_rows_change_only_the_strength():
+    """Run 18's rows differ from the rows they are compared with (the CT layer, train.json's default) only in the
+    intensity operation's strength, and every bundle trains at the strength of the rows named after it."""
+    qa = _quality_ablation()
+    layer_name = "full + base D 3 layers + layout diversity term pooled by 8, coverage weight 9"
+    layer = qa.ROWS[layer_name]["set"]
+    for name, strength in (("light", (0.025, 0.05)), ("half", (0.125, 0.25))):
+        row = qa.ROWS[f"{layer_name}, {name} intensity augmentation"]
+        extra = {k: v for k, v in row["set"].items() if k not in ("augment_brightness", "augment_contrast")}
+        assert extra == layer and (row["set"]["augment_brightness"], row["set"]["augment_contrast"]) == strength
+    default = qa.ROWS["full + base D 3 layers, light intensity augmentation"]["set"]
+    assert default["augment"] == ["translation", "cutout", "intensity"]
+    assert (default["augment_brightness"], default["augment_contrast"]) == (0.025, 0.05)
+    for bundle in ("ct_msgan_3d", "xray_msgan_2d"):
+        train = json.loads((REPO_ROOT / "bundles" / bundle / "configs" / "train.json").read_text())
+        assert (train["augment_brightness"], train["augment_contrast"]) == (0.25, 0.5)
+
+
 @pytest.mark.parametrize(
     "option, value, message",
     [

@@ -153,6 +153,8 @@ class MultiScaleTraining:
         ada_speed: iterations for the adaptive probability to move by 1.
         ada_max_p: upper bound of the adaptive probability (strong augmentation can leak into the generator).
         augment_fill: value of voxels uncovered by translation or cutout (the model-range background).
+        augment_brightness: largest brightness shift of the ``"intensity"`` augmentation (model units).
+        augment_contrast: largest relative contrast change of the ``"intensity"`` augmentation (below 1).
         r1_gamma: R1 gradient penalty weight (one value, or one per scale; 0 = off).
         r1_interval: iterations between (lazy) R1 penalties.
         diversity_weight: weight of the diversity shortfall of an unconditional base (0 = off).
@@ -230,6 +232,8 @@ class MultiScaleTraining:
         ada_speed: int = 500,
         ada_max_p: float = 0.8,
         augment_fill: float = -1.0,
+        augment_brightness: float = 0.25,
+        augment_contrast: float = 0.5,
         r1_gamma: float | Sequence[float] = 0.0,
         r1_interval: int = 16,
         diversity_weight: float = 0.0,
@@ -281,6 +285,8 @@ class MultiScaleTraining:
             "speed": ada_speed,
             "max_p": ada_max_p,
             "fill": augment_fill,
+            "brightness": float(augment_brightness),
+            "contrast": float(augment_contrast),
         }
         if diversity_space not in DIVERSITY_SPACES:
             raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")

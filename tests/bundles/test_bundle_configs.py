@@ -163,3 +163,20 @@ def test_ct_discriminators_augment_without_intensity_and_the_diverse_layer_keeps
     full = ["translation", "cutout", "intensity"]
     assert augment_ops("ct_msgan_3d", ["train.json", "recipe_diverse.json"]) == full
     assert augment_ops("xray_msgan_2d", ["train.json"]) == full
+
+
+@pytest.mark.parametrize("bundle", ["ct_msgan_3d", "xray_msgan_2d"])
+def test_intensity_augmentation_strength_is_wired_at_the_measured_defaults(bundle):
+    """Both bundles pass augment_brightness / augment_contrast to the trainer, at the strength every ablation row up
+    to run 18 trained with (the CT layer configs/recipe_diverse.json relies on it), and a CLI override reaches it."""
+    configs = REPO_ROOT / "bundles" / bundle / "configs"
+    parser = ConfigParser()
+    parser.read_config([str(configs / "train.json"), str(configs / "recipe_diverse.json")])
+    run = parser.get("training_run")
+    assert run["augment_brightness"] == "@augment_brightness" and run["augment_contrast"] == "@augment_contrast"
+    assert (parser.get_parsed_content("augment_brightness"), parser.get_parsed_content("augment_contrast")) == (
+        0.25,
+        0.5,
+    )
+    parser["augment_brightness"] = 0.025
+    assert parser.get_parsed_content("augment_brightness") == 0.025

@@ -115,6 +115,19 @@ def test_augmentation_is_applied_to_real_and_fake_alike(tmp_path, scale):
     assert plain.augment is None
 
 
+def test_intensity_augmentation_strength_reaches_every_scale(tmp_path):
+    training = _training(tmp_path, augment=["intensity"], augment_brightness=0.025, augment_contrast=0.05)
+    for scale in (0, 1):
+        augment = training.build_augment(scale)
+        assert (augment.brightness, augment.contrast) == (0.025, 0.05)
+        x = torch.rand(8, 2, 16, 16)
+        augment.p.fill_(1.0)
+        # a tenth of the default strength: no voxel moves by more than 0.025 + 0.05 * its distance from the mean
+        assert float((augment(x) - x).abs().max()) <= 0.025 + 0.05 * 1.0 + 1e-6
+    default = _training(tmp_path / "default", augment=["intensity"]).build_augment(0)
+    assert (default.brightness, default.contrast) == (0.25, 0.5)
+
+
 def test_r1_penalty_is_finite_nonzero_and_lazy(tmp_path):
     trainer, outputs = _run(_training(tmp_path, num_iterations=3, r1_gamma=1.0, r1_interval=2))
     r1 = [o["loss_d_r1"] for o in outputs]

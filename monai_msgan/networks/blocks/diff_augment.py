@@ -36,9 +36,9 @@ class DiscriminatorAugment(nn.Module):
     - ``"translation"``: an integer shift of up to ``translation`` of the size along every axis, the uncovered
       border filled with ``fill`` (the model-range background: air in CT, black on a radiograph);
     - ``"cutout"``: a box of ``cutout`` of the size per axis, at a random centre, set to ``fill``;
-    - ``"intensity"``: brightness (added ``U(-0.25, 0.25)``) and contrast (scaled ``U(0.5, 1.5)`` about the
-      sample's mean), on the first ``intensity_channels`` channels only (image and coarse image; conditions such as
-      label maps keep their values).
+    - ``"intensity"``: brightness (added ``U(-brightness, brightness)``, by default ``U(-0.25, 0.25)``) and contrast
+      (scaled ``U(1 - contrast, 1 + contrast)`` about the sample's mean, by default ``U(0.5, 1.5)``), on the first
+      ``intensity_channels`` channels only (image and coarse image; conditions such as label maps keep their values).
 
     Geometric operations move every channel together, so the alignment of an image with its coarse input and
     condition is kept.
@@ -62,6 +62,9 @@ class DiscriminatorAugment(nn.Module):
         translation: largest shift as a fraction of the size.
         cutout: box size as a fraction of the size.
         intensity_channels: channels that get intensity changes; None = all.
+        brightness: largest brightness shift of ``"intensity"``, in model units (0.25 of the model range [-1, 1] is
+            about 510 HU on the CT bundle's scale).
+        contrast: largest relative contrast change of ``"intensity"`` (below 1).
         fill: value of uncovered and cut-out voxels.
         midpoint: the discriminator output between its real and fake targets (0.5 for least squares with targets
             1/0, 0 for logits).
@@ -81,6 +84,8 @@ class DiscriminatorAugment(nn.Module):
         intensity_channels: int | None = None,
         fill: float = -1.0,
         midpoint: float = 0.5,
+        brightness: float = 0.25,
+        contrast: float = 0.5,
     ) -> None:
         super().__init__()
         if isinstance(policy, str):
@@ -92,6 +97,8 @@ class DiscriminatorAugment(nn.Module):
             raise ValueError(f"p and max_p must be in [0, 1], got {p} and {max_p}.")
         if interval < 1 or speed < 1:
             raise ValueError(f"interval and speed must be at least 1, got {interval} and {speed}.")
+        if brightness < 0.0 or not 0.0 <= contrast < 1.0:
+            raise ValueError(f"brightness must be >= 0 and contrast in [0, 1), got {brightness} and {contrast}.")
         self.spatial_dims = spatial_dims
         self.policy = tuple(policy)
         self.target = target
@@ -103,6 +110,8 @@ class DiscriminatorAugment(nn.Module):
         self.intensity_channels = intensity_channels
         self.fill = fill
         self.midpoint = midpoint
+        self.brightness = float(brightness)
+        self.contrast = float(contrast)
         self.register_buffer("p", torch.tensor(float(p)))
         self.register_buffer("sign_sum", torch.tensor(0.0))
         self.register_buffer("sign_count", torch.tensor(0.0))
@@ -184,8 +193,9 @@ class DiscriminatorAugment(nn.Module):
         k = x.shape[1] if self.intensity_channels is None else min(self.intensity_channels, x.shape[1])
         img = x[:, :k]
         shape = (b, 1, *([1] * (x.ndim - 2)))
-        brightness = (torch.rand(shape, device=x.device, dtype=x.dtype) - 0.5) * 0.5
-        contrast = torch.rand(shape, device=x.device, dtype=x.dtype) + 0.5
+        # written so that the defaults draw exactly the values of earlier releases
+        brightness = (torch.rand(shape, device=x.device, dtype=x.dtype) - 0.5) * (2.0 * self.brightness)
+        contrast = torch.rand(shape, device=x.device, dtype=x.dtype) * (2.0 * self.contrast) + (1.0 - self.contrast)
         mean = img.mean(dim=tuple(range(1, x.ndim)), keepdim=True)
         changed = (img - mean) * contrast + mean + brightness
         img = torch.where(chosen, changed, img)
