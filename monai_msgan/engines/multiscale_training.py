@@ -288,6 +288,11 @@ class MultiScaleTraining:
             "brightness": float(augment_brightness),
             "contrast": float(augment_contrast),
         }
+        if not float(augment_brightness) >= 0.0 or not 0.0 <= float(augment_contrast) < 1.0:
+            raise ValueError(
+                f"augment_brightness must be >= 0 and augment_contrast in [0, 1), got {augment_brightness} and "
+                f"{augment_contrast}."
+            )
         if diversity_space not in DIVERSITY_SPACES:
             raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")
         self.trainer_kwargs = {

@@ -126,6 +126,9 @@ def test_intensity_augmentation_strength_reaches_every_scale(tmp_path):
         assert float((augment(x) - x).abs().max()) <= 0.025 + 0.05 * 1.0 + 1e-6
     default = _training(tmp_path / "default", augment=["intensity"]).build_augment(0)
     assert (default.brightness, default.contrast) == (0.25, 0.5)
+    # a bad strength is refused when the training is set up, not when a scale starts training
+    with pytest.raises(ValueError, match="augment_brightness must be >= 0 and augment_contrast in"):
+        _training(tmp_path / "bad", augment=["intensity"], augment_contrast=1.5)
 
 
 def test_r1_penalty_is_finite_nonzero_and_lazy(tmp_path):

@@ -115,7 +115,7 @@ def test_default_intensity_draws_the_values_of_earlier_releases():
     assert torch.equal(y, (x - mean) * c + mean + b)
 
 
-@pytest.mark.parametrize(("brightness", "contrast"), [(-0.1, 0.5), (0.25, 1.0), (0.25, -0.1)])
+@pytest.mark.parametrize(("brightness", "contrast"), [(-0.1, 0.5), (0.25, 1.0), (0.25, -0.1), (float("nan"), 0.5)])
 def test_invalid_intensity_strength_is_a_clear_error(brightness, contrast):
     with pytest.raises(ValueError, match="brightness must be >= 0 and contrast in"):
         DiscriminatorAugment(2, brightness=brightness, contrast=contrast)

@@ -62,12 +62,12 @@ class DiscriminatorAugment(nn.Module):
         translation: largest shift as a fraction of the size.
         cutout: box size as a fraction of the size.
         intensity_channels: channels that get intensity changes; None = all.
-        brightness: largest brightness shift of ``"intensity"``, in model units (0.25 of the model range [-1, 1] is
-            about 510 HU on the CT bundle's scale).
-        contrast: largest relative contrast change of ``"intensity"`` (below 1).
         fill: value of uncovered and cut-out voxels.
         midpoint: the discriminator output between its real and fake targets (0.5 for least squares with targets
             1/0, 0 for logits).
+        brightness: largest brightness shift of ``"intensity"``, in model units (0.25 of the model range [-1, 1] is
+            about 510 HU on the CT bundle's scale).
+        contrast: largest relative contrast change of ``"intensity"`` (below 1).
     """
 
     def __init__(
@@ -97,7 +97,7 @@ class DiscriminatorAugment(nn.Module):
             raise ValueError(f"p and max_p must be in [0, 1], got {p} and {max_p}.")
         if interval < 1 or speed < 1:
             raise ValueError(f"interval and speed must be at least 1, got {interval} and {speed}.")
-        if brightness < 0.0 or not 0.0 <= contrast < 1.0:
+        if not brightness >= 0.0 or not 0.0 <= contrast < 1.0:
             raise ValueError(f"brightness must be >= 0 and contrast in [0, 1), got {brightness} and {contrast}.")
         self.spatial_dims = spatial_dims
         self.policy = tuple(policy)
