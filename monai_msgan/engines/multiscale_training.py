@@ -30,7 +30,7 @@ from monai_msgan.engines.resume import RandomStates, ResumableSampler, trim_even
 from monai_msgan.engines.scale_trainer import ScaleGanTrainer
 from monai_msgan.handlers import GanImagePreview, TrainingCheckpoint
 from monai_msgan.losses.gan_regularizers import DIVERSITY_SPACES
-from monai_msgan.networks.blocks.diff_augment import DiscriminatorAugment
+from monai_msgan.networks.blocks.diff_augment import DiscriminatorAugment, check_intensity_strength
 from monai_msgan.networks.nets.multiscale_generator import MultiScaleGenerator
 from monai_msgan.transforms import RandScalePatchd, ScaleTrainingInputsd
 from monai_msgan.utils.atomic import signals_raise
@@ -288,11 +288,11 @@ class MultiScaleTraining:
             "brightness": float(augment_brightness),
             "contrast": float(augment_contrast),
         }
-        if not float(augment_brightness) >= 0.0 or not 0.0 <= float(augment_contrast) < 1.0:
-            raise ValueError(
-                f"augment_brightness must be >= 0 and augment_contrast in [0, 1), got {augment_brightness} and "
-                f"{augment_contrast}."
-            )
+        check_intensity_strength(
+            self.augment_kwargs["brightness"],
+            self.augment_kwargs["contrast"],
+            ("augment_brightness", "augment_contrast"),
+        )
         if diversity_space not in DIVERSITY_SPACES:
             raise ValueError(f"diversity_space must be one of {DIVERSITY_SPACES}, got {diversity_space!r}.")
         self.trainer_kwargs = {

@@ -19,9 +19,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["DiscriminatorAugment", "AUGMENTATIONS"]
+__all__ = ["DiscriminatorAugment", "AUGMENTATIONS", "check_intensity_strength"]
 
 AUGMENTATIONS = ("translation", "cutout", "intensity")
+
+
+def check_intensity_strength(
+    brightness: float, contrast: float, names: tuple[str, str] = ("brightness", "contrast")
+) -> None:
+    """Refuse an ``"intensity"`` strength other than ``brightness >= 0`` and ``0 <= contrast < 1`` (NaN included),
+    naming the options as ``names`` (the trainer's and the bundles' ids differ from the module's arguments)."""
+    if not brightness >= 0.0 or not 0.0 <= contrast < 1.0:
+        raise ValueError(f"{names[0]} must be >= 0 and {names[1]} in [0, 1), got {brightness} and {contrast}.")
 
 
 class DiscriminatorAugment(nn.Module):
@@ -97,8 +106,7 @@ class DiscriminatorAugment(nn.Module):
             raise ValueError(f"p and max_p must be in [0, 1], got {p} and {max_p}.")
         if interval < 1 or speed < 1:
             raise ValueError(f"interval and speed must be at least 1, got {interval} and {speed}.")
-        if not brightness >= 0.0 or not 0.0 <= contrast < 1.0:
-            raise ValueError(f"brightness must be >= 0 and contrast in [0, 1), got {brightness} and {contrast}.")
+        check_intensity_strength(brightness, contrast)
         self.spatial_dims = spatial_dims
         self.policy = tuple(policy)
         self.target = target
